@@ -1,0 +1,51 @@
+import { randomUUID } from 'node:crypto';
+import { createYoga, type YogaServerInstance } from 'graphql-yoga';
+import { AppError } from './errors.js';
+import type { TokenVerifier, Viewer } from './auth/tokens.js';
+import { createUserProvisioner } from './auth/users.js';
+import type { Context } from './graphql/context.js';
+import { createErrorMasker } from './graphql/errors.js';
+import { schema } from './graphql/schema.js';
+import type { Services } from './services.js';
+
+export interface AppOptions {
+  services: Services;
+  verifyToken: TokenVerifier;
+  production: boolean;
+}
+
+export type App = YogaServerInstance<Record<string, unknown>, Context>;
+
+const REQUEST_ID = /^[\w.-]{1,64}$/;
+
+/** The GraphQL HTTP app. It never listens: src/index.ts owns the socket, tests call `fetch`. */
+export function createApp(options: AppOptions): App {
+  const { services } = options;
+  const provision = createUserProvisioner(services.prisma);
+
+  async function authenticate(header: string | null): Promise<Viewer | null> {
+    if (!header) return null;
+    const [scheme, token] = header.split(' ');
+    if (scheme?.toLowerCase() !== 'bearer' || !token) {
+      throw new AppError('UNAUTHENTICATED', 'Expected "Authorization: Bearer <token>".');
+    }
+    const viewer = await options.verifyToken(token);
+    await provision(viewer.id);
+    return viewer;
+  }
+
+  return createYoga<Record<string, unknown>, Context>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    landingPage: false,
+    graphiql: options.production ? false : { title: 'Companion API' },
+    maskedErrors: { maskError: createErrorMasker(services.logger) },
+    logging: false,
+    context: async ({ request }) => {
+      const incoming = request.headers.get('x-request-id');
+      const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+      const viewer = await authenticate(request.headers.get('authorization'));
+      return { viewer, requestId, services, prisma: services.prisma };
+    },
+  });
+}

@@ -1,0 +1,189 @@
+import { Prisma, type Message } from '@prisma/client';
+import { AppError, badInput, conflict, notFound } from '../errors.js';
+import { recallForTurn } from '../memory/recall.js';
+import { findMemoriesByIds, type ScoredMemory } from '../memory/store.js';
+import { enqueue } from '../jobs/queue.js';
+import { EXTRACT_MEMORIES } from '../memory/extract-job.js';
+import type { Services } from '../services.js';
+import { buildPrompt } from './prompt.js';
+
+export interface SendMessageInput {
+  userId: string;
+  sessionId: string;
+  content: string;
+  clientMessageId: string;
+}
+
+export interface Turn {
+  userMessage: Message;
+  reply: Message;
+  recalled: { profile: ScoredMemory[]; relationship: ScoredMemory[] };
+}
+
+/** What a reply stores about its recall, so a retried request returns the same turn. */
+interface StoredRecall {
+  profile: { id: string; score: number }[];
+  relationship: { id: string; score: number }[];
+}
+
+const CLIENT_ID = /^[\w.:-]{1,128}$/;
+
+function isUniqueViolation(err: unknown): boolean {
+  return err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002';
+}
+
+/**
+ * One chat turn (DESIGN.md "The chat turn"). Idempotent on (user, clientMessageId): a retry
+ * returns the stored turn; a retry after a failed LLM call reuses the stored user message.
+ * Memory extraction is enqueued in the reply's transaction and never awaited here.
+ */
+export async function sendMessage(s: Services, input: SendMessageInput): Promise<Turn> {
+  const content = input.content.trim();
+  if (!content) throw badInput('content must not be empty.', { field: 'content' });
+  if (content.length > s.config.maxMessageChars) {
+    throw badInput(`content is longer than ${s.config.maxMessageChars} characters.`, {
+      field: 'content',
+    });
+  }
+  if (!CLIENT_ID.test(input.clientMessageId)) {
+    throw badInput('clientMessageId must be 1-128 characters of [A-Za-z0-9_.:-].', {
+      field: 'clientMessageId',
+    });
+  }
+  const session = await s.prisma.chatSession.findUnique({
+    where: { id: input.sessionId },
+    include: { instance: { include: { persona: true } } },
+  });
+  if (!session || session.userId !== input.userId) throw notFound('Chat session');
+
+  const userMessage = await persistUserMessage(s, input, content);
+  if ('reply' in userMessage && userMessage.reply) {
+    return replay(s, userMessage, userMessage.reply);
+  }
+
+  const { persona } = session.instance;
+  const recalled = await recallForTurn(
+    { db: s.prisma, embedder: s.embedder, logger: s.logger },
+    { userId: input.userId, instanceId: session.instanceId },
+    content,
+    { profileK: s.config.profileK, relationshipK: s.config.relationshipK, minScore: s.config.minScore },
+  );
+  const history = await s.prisma.message.findMany({
+    where: { sessionId: session.id, createdAt: { lte: userMessage.createdAt }, NOT: { id: userMessage.id } },
+    orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+    take: s.config.historyWindow,
+    select: { role: true, content: true },
+  });
+  const messages = buildPrompt({
+    persona,
+    profile: recalled.profile,
+    relationship: recalled.relationship,
+    history: history.reverse(),
+    userMessage: content,
+    now: new Date(),
+  });
+
+  let completion: Awaited<ReturnType<Services['chat']['complete']>>;
+  try {
+    completion = await s.chat.complete({
+      messages,
+      context: {
+        personaName: persona.name,
+        personaTraits: (persona.traits ?? {}) as Record<string, unknown>,
+        userMessage: content,
+        profile: recalled.profile.map((m) => ({ content: m.memory.content, score: m.score })),
+        relationship: recalled.relationship.map((m) => ({ content: m.memory.content, score: m.score })),
+      },
+    });
+  } catch (err) {
+    s.logger.error({ err, sessionId: session.id }, 'chat model failed');
+    throw new AppError(
+      'SERVICE_UNAVAILABLE',
+      'The companion could not answer right now. Retry with the same clientMessageId.',
+      { retryable: true },
+    );
+  }
+
+  const stored: StoredRecall = {
+    profile: recalled.profile.map((m) => ({ id: m.memory.id, score: m.score })),
+    relationship: recalled.relationship.map((m) => ({ id: m.memory.id, score: m.score })),
+  };
+  try {
+    const reply = await s.prisma.$transaction(async (tx) => {
+      const created = await tx.message.create({
+        data: {
+          sessionId: session.id,
+          userId: input.userId,
+          role: 'ASSISTANT',
+          content: completion.content,
+          replyToId: userMessage.id,
+          model: completion.model,
+          promptTokens: completion.promptTokens,
+          completionTokens: completion.completionTokens,
+          recall: stored as unknown as Prisma.InputJsonValue,
+        },
+      });
+      await enqueue(tx, {
+        kind: EXTRACT_MEMORIES,
+        dedupeKey: `extract:${created.id}`,
+        payload: { replyId: created.id },
+        userId: input.userId,
+        maxAttempts: s.config.jobMaxAttempts,
+      });
+      return created;
+    });
+    s.wakeWorker();
+    return { userMessage, reply, recalled: { profile: recalled.profile, relationship: recalled.relationship } };
+  } catch (err) {
+    // A concurrent retry of the same turn won the race: answer with its reply.
+    if (!isUniqueViolation(err)) throw err;
+    const reply = await s.prisma.message.findUniqueOrThrow({ where: { replyToId: userMessage.id } });
+    return replay(s, userMessage, reply);
+  }
+}
+
+async function persistUserMessage(
+  s: Services,
+  input: SendMessageInput,
+  content: string,
+): Promise<Message & { reply?: Message | null }> {
+  const key = { userId_clientMessageId: { userId: input.userId, clientMessageId: input.clientMessageId } };
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const existing = await s.prisma.message.findUnique({ where: key, include: { reply: true } });
+    if (existing) {
+      if (existing.sessionId !== input.sessionId || existing.content !== content) {
+        throw conflict('clientMessageId was already used for a different message.');
+      }
+      return existing;
+    }
+    try {
+      return await s.prisma.message.create({
+        data: {
+          sessionId: input.sessionId,
+          userId: input.userId,
+          role: 'USER',
+          content,
+          clientMessageId: input.clientMessageId,
+        },
+      });
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      // Lost a race with a concurrent retry: read what it stored.
+    }
+  }
+  throw conflict('clientMessageId is being used by a concurrent request.');
+}
+
+async function replay(s: Services, userMessage: Message, reply: Message): Promise<Turn> {
+  const stored = (reply.recall ?? { profile: [], relationship: [] }) as unknown as StoredRecall;
+  const ids = [...stored.profile, ...stored.relationship].map((r) => r.id);
+  const rows = new Map((await findMemoriesByIds(s.prisma, ids)).map((m) => [m.id, m]));
+  // Memories deleted since the turn are left out rather than resurrected.
+  const pick = (list: StoredRecall['profile']) =>
+    list.flatMap((r) => {
+      const memory = rows.get(r.id);
+      return memory ? [{ memory, score: r.score }] : [];
+    });
+  const { reply: _omit, ...plain } = userMessage as Message & { reply?: unknown };
+  return { userMessage: plain, reply, recalled: { profile: pick(stored.profile), relationship: pick(stored.relationship) } };
+}

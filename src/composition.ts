@@ -1,0 +1,77 @@
+import { loadDevSecret, DEV_USER_ID } from './auth/dev.js';
+import { type AuthConfig, mintToken } from './auth/tokens.js';
+import { type Database, openDatabase } from './db/client.js';
+import type { Env } from './env.js';
+import { Worker } from './jobs/worker.js';
+import type { Logger } from './logger.js';
+import { EXTRACT_MEMORIES, extractMemoriesHandler } from './memory/extract-job.js';
+import { createProviders, type Providers } from './providers/index.js';
+import type { Services, TurnConfig } from './services.js';
+
+export function turnConfigFrom(env: Env): TurnConfig {
+  return {
+    profileK: env.RECALL_PROFILE_K,
+    relationshipK: env.RECALL_RELATIONSHIP_K,
+    minScore: env.RECALL_MIN_SCORE,
+    historyWindow: env.HISTORY_WINDOW,
+    maxMessageChars: env.MAX_MESSAGE_CHARS,
+    memoryMaxChars: env.MEMORY_MAX_CHARS,
+    memoryMaxPerTurn: env.MEMORY_MAX_PER_TURN,
+    dedupThreshold: env.MEMORY_DEDUP_THRESHOLD,
+    jobMaxAttempts: env.JOB_MAX_ATTEMPTS,
+  };
+}
+
+export function openConfiguredDatabase(env: Env, logger: Logger): Promise<Database> {
+  return env.DATABASE_URL
+    ? openDatabase({ url: env.DATABASE_URL, poolSize: env.DATABASE_POOL_SIZE, logger })
+    : openDatabase({ dataDir: env.DATA_DIR, logger });
+}
+
+export function createWorker(env: Env, services: Services): Worker {
+  return new Worker({
+    prisma: services.prisma,
+    handlers: { [EXTRACT_MEMORIES]: extractMemoriesHandler(services) },
+    logger: services.logger,
+    concurrency: env.WORKER_CONCURRENCY,
+    pollMs: env.WORKER_POLL_MS,
+    claimTimeoutMs: env.JOB_CLAIM_TIMEOUT_MS,
+    retryBaseMs: env.JOB_RETRY_BASE_MS,
+  });
+}
+
+/** Wires services; the worker (if any) is attached afterwards through `setWake`. */
+export function createServices(
+  env: Env,
+  db: Database,
+  logger: Logger,
+  providers: Providers = createProviders(env, logger),
+): Services & { setWake(fn: () => void): void } {
+  let wake = () => {};
+  return {
+    prisma: db.prisma,
+    ...providers,
+    logger,
+    config: turnConfigFrom(env),
+    wakeWorker: () => wake(),
+    setWake: (fn) => {
+      wake = fn;
+    },
+  };
+}
+
+/** HS256 config, or in zero-config development a persisted dev secret and a ready token. */
+export async function resolveAuth(
+  env: Env,
+): Promise<{ config: AuthConfig; devToken?: string }> {
+  const base = {
+    issuer: env.JWT_ISSUER,
+    audience: env.JWT_AUDIENCE,
+    adminUserIds: env.ADMIN_USER_IDS,
+  };
+  const secret = env.JWT_SECRET ?? env.SUPABASE_JWT_SECRET;
+  if (secret) return { config: { ...base, secret } };
+  const config = { ...base, secret: await loadDevSecret(env.DATA_DIR) };
+  const devToken = await mintToken(config, { sub: DEV_USER_ID, admin: true, expiresIn: '30d' });
+  return { config, devToken };
+}

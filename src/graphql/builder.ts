@@ -1,0 +1,58 @@
+import SchemaBuilder from '@pothos/core';
+import DataloaderPlugin from '@pothos/plugin-dataloader';
+import PrismaPlugin from '@pothos/plugin-prisma';
+import type PrismaTypes from '@pothos/plugin-prisma/generated';
+import RelayPlugin from '@pothos/plugin-relay';
+import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
+import { Prisma } from '@prisma/client';
+import { GraphQLError } from 'graphql';
+import type { Context } from './context.js';
+
+export const builder = new SchemaBuilder<{
+  Context: Context;
+  PrismaTypes: PrismaTypes;
+  AuthScopes: { user: boolean; admin: boolean };
+  Scalars: { DateTime: { Input: Date; Output: Date } };
+  DefaultFieldNullability: false;
+}>({
+  // Scope-auth first so no other plugin's wrapper runs before authorization.
+  plugins: [ScopeAuthPlugin, PrismaPlugin, RelayPlugin, DataloaderPlugin],
+  defaultFieldNullability: false,
+  scopeAuth: {
+    // Type scopes run once per object (also for objects reached through node(id)).
+    runScopesOnType: true,
+    authScopes: (ctx) => ({ user: ctx.viewer !== null, admin: ctx.viewer?.isAdmin === true }),
+    unauthorizedError: (_parent, ctx) =>
+      ctx.viewer
+        ? new GraphQLError('Not allowed.', { extensions: { code: 'FORBIDDEN' } })
+        : new GraphQLError('Authentication required.', { extensions: { code: 'UNAUTHENTICATED' } }),
+  },
+  prisma: {
+    client: (ctx) => ctx.prisma,
+    dmmf: Prisma.dmmf,
+    filterConnectionTotalCount: true,
+  },
+  relay: {
+    clientMutationId: 'omit',
+    cursorType: 'String',
+    nodeQueryOptions: { nullable: true },
+    nodesQueryOptions: false,
+  },
+});
+
+builder.scalarType('DateTime', {
+  description: 'An ISO-8601 timestamp in UTC.',
+  serialize: (value) => value.toISOString(),
+  parseValue: (value) => {
+    const date = typeof value === 'string' ? new Date(value) : new Date(Number.NaN);
+    if (Number.isNaN(date.getTime())) {
+      throw new GraphQLError('DateTime must be an ISO-8601 string.', {
+        extensions: { code: 'BAD_USER_INPUT' },
+      });
+    }
+    return date;
+  },
+});
+
+builder.queryType({ authScopes: { user: true } });
+builder.mutationType({ authScopes: { user: true } });

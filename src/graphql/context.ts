@@ -1,0 +1,11 @@
+import type { PrismaClient } from '@prisma/client';
+import type { Viewer } from '../auth/tokens.js';
+import type { Services } from '../services.js';
+
+/** Per request, read-only. Clients come from `services`, built once at boot. */
+export interface Context {
+  readonly viewer: Viewer | null;
+  readonly requestId: string;
+  readonly services: Services;
+  readonly prisma: PrismaClient;
+}

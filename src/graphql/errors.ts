@@ -1,0 +1,39 @@
+import { Prisma } from '@prisma/client';
+import { GraphQLError } from 'graphql';
+import { AppError } from '../errors.js';
+import type { Logger } from '../logger.js';
+
+const unexpected = () =>
+  new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+
+/**
+ * The one place errors become what clients see. Expected failures (AppError, GraphQLErrors we
+ * raised with a code) keep their message and `extensions.code`; everything else is logged
+ * with the request id and masked.
+ */
+export function createErrorMasker(logger: Logger) {
+  return (error: unknown, _message: string): Error => {
+    const graphqlError = error instanceof GraphQLError ? error : undefined;
+    const original = graphqlError ? graphqlError.originalError : error;
+    const at = { nodes: graphqlError?.nodes, path: graphqlError?.path };
+
+    // Parse and validation errors carry no original error: they are the client's.
+    if (graphqlError && !original) return graphqlError;
+    if (original instanceof AppError) {
+      return new GraphQLError(original.message, {
+        ...at,
+        extensions: { code: original.code, ...original.details },
+      });
+    }
+    if (original instanceof GraphQLError && original.extensions?.code) {
+      return new GraphQLError(original.message, { ...at, extensions: original.extensions });
+    }
+    // A syntactically valid global id whose payload is not a UUID reaches Postgres.
+    if (original instanceof Prisma.PrismaClientKnownRequestError && original.code === 'P2023') {
+      return new GraphQLError('Malformed id.', { ...at, extensions: { code: 'BAD_USER_INPUT' } });
+    }
+    logger.error({ err: original ?? error, path: graphqlError?.path }, 'unexpected error');
+    const masked = unexpected();
+    return at.path ? new GraphQLError(masked.message, { ...at, extensions: masked.extensions }) : masked;
+  };
+}

@@ -1,0 +1,23 @@
+import { decodeGlobalID } from '@pothos/plugin-relay';
+import { badInput } from '../errors.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Decodes a Relay global ID of the expected type into the row's UUID. Every malformed or
+ * mistyped id is BAD_USER_INPUT before any query runs.
+ */
+export function parseGlobalId(id: string, typename: string, field: string): string {
+  try {
+    const decoded = decodeGlobalID(id);
+    if (decoded.typename === typename && UUID.test(decoded.id)) return decoded.id.toLowerCase();
+  } catch {
+    // fall through to the uniform error below
+  }
+  throw badInput(`${field} is not a valid ${typename} id.`, { field });
+}
+
+/** Admin tools know users by their token `sub`, so a raw UUID is accepted beside a global ID. */
+export function parseUserId(id: string, field: string): string {
+  return UUID.test(id) ? id.toLowerCase() : parseGlobalId(id, 'User', field);
+}

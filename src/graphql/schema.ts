@@ -1,0 +1,11 @@
+import { builder } from './builder.js';
+import './types/user.js';
+import './types/persona.js';
+import './types/persona-instance.js';
+import './types/chat-session.js';
+import './types/message.js';
+import './types/memory.js';
+import './types/memory-queries.js';
+import './types/chat.js';
+
+export const schema = builder.toSchema({ sortSchema: true });

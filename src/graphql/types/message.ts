@@ -1,0 +1,17 @@
+import { builder } from '../builder.js';
+import { ownerOrAdmin } from '../auth.js';
+
+export const MessageRole = builder.enumType('MessageRole', { values: ['USER', 'ASSISTANT'] as const });
+
+export const Message = builder.prismaNode('Message', {
+  id: { field: 'id' },
+  authScopes: ownerOrAdmin,
+  fields: (t) => ({
+    role: t.expose('role', { type: MessageRole }),
+    content: t.exposeString('content'),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    model: t.exposeString('model', { nullable: true, description: 'Model that wrote a reply.' }),
+    promptTokens: t.exposeInt('promptTokens', { nullable: true }),
+    completionTokens: t.exposeInt('completionTokens', { nullable: true }),
+  }),
+});

@@ -1,0 +1,30 @@
+import { builder } from '../builder.js';
+import { viewerOf } from '../auth.js';
+
+export const User = builder.prismaNode('User', {
+  id: { field: 'id' },
+  authScopes: (user, ctx) => (user.id === ctx.viewer?.id ? true : { admin: true }),
+  fields: (t) => ({
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    instances: t.relatedConnection('instances', {
+      cursor: 'id',
+      maxSize: 100,
+      query: () => ({ orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }),
+    }),
+    sessions: t.relatedConnection('sessions', {
+      cursor: 'id',
+      maxSize: 100,
+      description: 'Chat sessions, newest first.',
+      query: () => ({ orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }),
+    }),
+  }),
+});
+
+builder.queryField('viewer', (t) =>
+  t.prismaField({
+    type: 'User',
+    description: 'The authenticated user.',
+    resolve: (query, _root, _args, ctx) =>
+      ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: viewerOf(ctx).id } }),
+  }),
+);

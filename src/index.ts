@@ -1,0 +1,85 @@
+import { createApp } from './app.js';
+import { createVerifier } from './auth/tokens.js';
+import {
+  createServices,
+  createWorker,
+  openConfiguredDatabase,
+  resolveAuth,
+} from './composition.js';
+import { parseEnv } from './env.js';
+import { createHttpServer } from './http.js';
+import { createLogger } from './logger.js';
+import { seedDefaultPersonasIfEmpty } from './personas/seed.js';
+
+/** Boot: env → db (migrated) → providers → worker → HTTP. SIGTERM drains, then exits 0. */
+async function main(): Promise<void> {
+  const env = parseEnv();
+  const logger = createLogger(env.LOG_LEVEL);
+  const db = await openConfiguredDatabase(env, logger);
+  const seeded = await seedDefaultPersonasIfEmpty(db.prisma);
+  if (seeded > 0) logger.info({ seeded }, 'seeded default personas');
+
+  const services = createServices(env, db, logger);
+  const worker = env.WORKER_ENABLED ? createWorker(env, services) : null;
+  if (worker) {
+    services.setWake(() => worker.wake());
+    worker.start();
+  }
+  const auth = await resolveAuth(env);
+  const app = createApp({
+    services,
+    verifyToken: createVerifier(auth.config),
+    production: env.NODE_ENV === 'production',
+  });
+  const server = createHttpServer(app, db);
+  await new Promise<void>((resolve) => server.listen(env.PORT, env.HOST, resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : env.PORT;
+
+  logger.info(
+    {
+      port,
+      database: db.kind === 'pglite' ? `embedded PGlite (${env.DATA_DIR})` : 'postgres',
+      embeddings: `${services.embedder.provider} (${services.embedder.model})`,
+      llm: services.chat.provider,
+      extractor: services.extractor.provider,
+      worker: worker ? worker.id : 'disabled',
+    },
+    'companion API listening',
+  );
+  if (auth.devToken) {
+    // Printed plainly (not as JSON) so a developer can copy it from the terminal.
+    process.stdout.write(
+      `\nGraphiQL:  http://localhost:${port}/graphql\n` +
+        'Dev token (admin, 30 days; paste into GraphiQL headers as\n' +
+        '  {"Authorization": "Bearer <token>"}):\n\n' +
+        `${auth.devToken}\n\n`,
+    );
+  }
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const deadline = setTimeout(() => {
+      logger.error('shutdown deadline passed; exiting');
+      process.exit(1);
+    }, env.SHUTDOWN_TIMEOUT_MS + 2000).unref();
+    // Stop accepting; in-flight requests (turns) finish before close() resolves.
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    await Promise.all([closed, worker?.stop(env.SHUTDOWN_TIMEOUT_MS)]);
+    await db.close();
+    clearTimeout(deadline);
+    logger.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,41 @@
+import type { Logger } from '../logger.js';
+import type { Embedder } from '../providers/embeddings/types.js';
+import { type Db, type ScoredMemory, searchLayer } from './store.js';
+
+export interface RecallOptions {
+  profileK: number;
+  relationshipK: number;
+  minScore: number;
+}
+
+export interface RecallResult {
+  profile: ScoredMemory[];
+  relationship: ScoredMemory[];
+  /** Set when recall failed and the turn goes on without memories. */
+  error?: string;
+}
+
+/**
+ * Two-layer recall for one turn: the message is embedded once, then both layers are searched
+ * concurrently. A failure here must never fail the chat: it degrades to no memories.
+ */
+export async function recallForTurn(
+  deps: { db: Db; embedder: Embedder; logger: Logger },
+  scope: { userId: string; instanceId: string },
+  text: string,
+  options: RecallOptions,
+): Promise<RecallResult> {
+  try {
+    const [embedding] = await deps.embedder.embed([text], 'query');
+    if (!embedding) throw new Error('embedder returned no vector');
+    const query = { embedding, model: deps.embedder.model, minScore: options.minScore };
+    const [profile, relationship] = await Promise.all([
+      searchLayer(deps.db, { userId: scope.userId, instanceId: null }, { ...query, k: options.profileK }),
+      searchLayer(deps.db, scope, { ...query, k: options.relationshipK }),
+    ]);
+    return { profile, relationship };
+  } catch (err) {
+    deps.logger.warn({ err, userId: scope.userId }, 'recall failed; answering without memories');
+    return { profile: [], relationship: [], error: (err as Error).message };
+  }
+}

@@ -1,0 +1,39 @@
+import type { ChatMessage } from '../providers/llm/types.js';
+
+export const MEMORY_CATEGORIES = ['FACT', 'PREFERENCE', 'EVENT', 'EMOTION', 'RELATION', 'OTHER'] as const;
+export type MemoryCategory = (typeof MEMORY_CATEGORIES)[number];
+
+/** PROFILE: about the user, shared by every persona. RELATIONSHIP: this user × one persona. */
+export type MemoryLayer = 'PROFILE' | 'RELATIONSHIP';
+
+export interface MemoryCandidate {
+  content: string;
+  category: MemoryCategory;
+  layer: MemoryLayer;
+  confidence?: number;
+  /** Id of an existing memory this one corrects (supersede instead of adding beside it). */
+  supersedes?: string;
+}
+
+export interface ExistingMemory {
+  id: string;
+  content: string;
+  layer: MemoryLayer;
+}
+
+export interface ExtractionInput {
+  userMessage: string;
+  reply: string;
+  /** A few messages before the turn, oldest first. */
+  priorMessages: ChatMessage[];
+  messageTime: Date;
+  personaName: string;
+  /** The most similar memories already stored (both layers), so they are not re-extracted. */
+  existing: ExistingMemory[];
+}
+
+export interface MemoryExtractor {
+  /** "openrouter" | "offline" */
+  readonly provider: string;
+  extract(input: ExtractionInput): Promise<MemoryCandidate[]>;
+}

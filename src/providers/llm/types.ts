@@ -1,0 +1,54 @@
+export type ChatRole = 'system' | 'user' | 'assistant';
+
+export interface ChatMessage {
+  role: ChatRole;
+  content: string;
+}
+
+export interface RecalledFact {
+  content: string;
+  score: number;
+}
+
+/**
+ * A chat completion request. `messages` is the assembled prompt that a hosted model reads;
+ * `context` carries the same information structured, for the offline companion, which cannot
+ * read prose.
+ */
+export interface ChatRequest {
+  messages: ChatMessage[];
+  context: {
+    personaName: string;
+    personaTraits: Record<string, unknown>;
+    userMessage: string;
+    profile: RecalledFact[];
+    relationship: RecalledFact[];
+  };
+  /** Abort the call (timeouts, client gone). */
+  signal?: AbortSignal;
+}
+
+export interface ChatCompletion {
+  content: string;
+  /** The model that actually answered (after fallbacks). */
+  model: string;
+  promptTokens: number | null;
+  completionTokens: number | null;
+}
+
+export interface ChatModel {
+  /** "openrouter" | "offline": shown in logs and to admins. */
+  readonly provider: string;
+  complete(request: ChatRequest): Promise<ChatCompletion>;
+}
+
+export class LlmError extends Error {
+  override readonly name = 'LlmError';
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

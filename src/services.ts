@@ -1,0 +1,30 @@
+import type { PrismaClient } from '@prisma/client';
+import type { Logger } from './logger.js';
+import type { MemoryExtractor } from './memory/types.js';
+import type { Embedder } from './providers/embeddings/types.js';
+import type { ChatModel } from './providers/llm/types.js';
+
+/** Settings the chat turn and the memory pipeline read (a slice of Env, so tests can set them). */
+export interface TurnConfig {
+  profileK: number;
+  relationshipK: number;
+  minScore: number;
+  historyWindow: number;
+  maxMessageChars: number;
+  memoryMaxChars: number;
+  memoryMaxPerTurn: number;
+  dedupThreshold: number;
+  jobMaxAttempts: number;
+}
+
+/** What domain code needs from the outside world, passed explicitly (no globals). */
+export interface Services {
+  prisma: PrismaClient;
+  embedder: Embedder;
+  chat: ChatModel;
+  extractor: MemoryExtractor;
+  logger: Logger;
+  config: TurnConfig;
+  /** Tells the in-process worker that a job is waiting (no-op when it runs elsewhere). */
+  wakeWorker(): void;
+}

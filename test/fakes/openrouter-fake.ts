@@ -1,0 +1,204 @@
+import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+
+/**
+ * A local stand-in for OpenRouter's OpenAI-compatible POST /api/v1/chat/completions, so the
+ * real client's retries, timeouts and model fallbacks are exercised in tests.
+ */
+export type OpenRouterFault =
+  | '429'
+  | '500'
+  | '503'
+  | 'hang'
+  | 'malformed-json'
+  | 'empty-content'
+  | 'unknown-model';
+
+export interface OpenRouterFaults {
+  /** Served first, one per request, before any random fault. */
+  queue?: OpenRouterFault[];
+  /** Chance (0..1) that a request without a queued fault gets one of `kinds`. */
+  probability?: number;
+  kinds?: OpenRouterFault[];
+  seed?: number;
+  /** The Retry-After header sent with 429s; '0' keeps tests fast. */
+  retryAfter?: string;
+  /** Models that always answer 404, as OpenRouter does for a model with no endpoints. */
+  unknownModels?: string[];
+}
+
+// Loose: OpenRouter accepts many more parameters (provider routing, top_p, …).
+const bodySchema = z.looseObject({
+  model: z.string().min(1),
+  messages: z
+    .array(z.object({ role: z.enum(['system', 'user', 'assistant']), content: z.string() }))
+    .min(1),
+  temperature: z.number().min(0).max(2).optional(),
+  max_tokens: z.number().int().positive().optional(),
+  response_format: z.object({ type: z.enum(['text', 'json_object']) }).optional(),
+  stream: z.literal(false).optional(),
+});
+export type ChatBody = z.infer<typeof bodySchema>;
+
+/** Scripts the assistant's reply to a request. */
+export type Responder = (body: ChatBody) => string;
+
+export interface OpenRouterRequest {
+  headers: IncomingHttpHeaders;
+  /** Null when the body was rejected with a 400. */
+  body: ChatBody | null;
+  fault: OpenRouterFault | null;
+}
+
+export interface OpenRouterFake {
+  /** Base URL to configure the client with (ends in /api/v1). */
+  url: string;
+  apiKey: string;
+  requests: OpenRouterRequest[];
+  readonly faultsServed: number;
+  setFaults(faults: OpenRouterFaults): void;
+  setResponder(responder: Responder): void;
+  close(): Promise<void>;
+}
+
+/** Echoes the last user message, so a test can see its prompt arrived. */
+export const echoResponder: Responder = (body) =>
+  `echo: ${body.messages.findLast((m) => m.role === 'user')?.content ?? ''}`;
+
+export async function startOpenRouterFake(
+  options: { apiKey?: string; responder?: Responder } = {},
+): Promise<OpenRouterFake> {
+  const apiKey = options.apiKey ?? 'openrouter-test-key';
+  const requests: OpenRouterRequest[] = [];
+  let responder = options.responder ?? echoResponder;
+  let faults: Required<OpenRouterFaults> = defaults({});
+  let random = mulberry32(0);
+  let served = 0;
+
+  const server = createServer(async (req, res) => {
+    const raw = await readBody(req).catch(() => null);
+    const record: OpenRouterRequest = { headers: req.headers, body: null, fault: null };
+    requests.push(record);
+    if (raw === null) return; // the client went away mid-request
+    if (req.method !== 'POST' || req.url !== '/api/v1/chat/completions') {
+      return sendError(res, 404, 'Not found');
+    }
+    if (req.headers.authorization !== `Bearer ${apiKey}`) {
+      // Echoes the credential, as some gateways do: the client must redact it.
+      return sendError(res, 401, `No auth credentials found: ${req.headers.authorization ?? ''}`);
+    }
+    const parsed = bodySchema.safeParse(safeJson(raw));
+    if (!parsed.success) return sendError(res, 400, parsed.error.message);
+    const body = parsed.data;
+    record.body = body;
+    const fault = faults.unknownModels.includes(body.model) ? 'unknown-model' : nextFault();
+    record.fault = fault;
+    if (fault === 'hang') return; // never answer; close() destroys the socket
+    if (fault === '429') return sendError(res, 429, 'Rate limit exceeded', faults.retryAfter);
+    if (fault === '500' || fault === '503') return sendError(res, Number(fault), 'Upstream error');
+    if (fault === 'unknown-model')
+      return sendError(res, 404, `No endpoints found for ${body.model}.`);
+    if (fault === 'malformed-json') return sendRaw(res, 200, '{"id":"gen-1","choices":[{"mess');
+    const content = fault === 'empty-content' ? '' : responder(body);
+    const promptTokens = body.messages.reduce((n, m) => n + words(m.content), 0);
+    served += 1;
+    return sendRaw(
+      res,
+      200,
+      JSON.stringify({
+        id: `gen-${served}`,
+        object: 'chat.completion',
+        created: Math.floor(Date.now() / 1000),
+        model: body.model,
+        choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+        usage: {
+          prompt_tokens: promptTokens,
+          completion_tokens: words(content),
+          total_tokens: promptTokens + words(content),
+        },
+      }),
+    );
+  });
+
+  function nextFault(): OpenRouterFault | null {
+    const queued = faults.queue.shift();
+    if (queued) return queued;
+    if (faults.kinds.length === 0 || random() >= faults.probability) return null;
+    return faults.kinds[Math.floor(random() * faults.kinds.length)] ?? null;
+  }
+
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/api/v1`,
+    apiKey,
+    requests,
+    get faultsServed() {
+      return requests.filter((r) => r.fault !== null).length;
+    },
+    setFaults(next) {
+      faults = defaults(next);
+      random = mulberry32(faults.seed);
+    },
+    setResponder(next) {
+      responder = next;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Hanging and keep-alive sockets would otherwise hold close() open.
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function defaults(f: OpenRouterFaults): Required<OpenRouterFaults> {
+  return {
+    queue: [...(f.queue ?? [])],
+    probability: f.probability ?? 0,
+    kinds: f.kinds ?? [],
+    seed: f.seed ?? 1,
+    retryAfter: f.retryAfter ?? '0',
+    unknownModels: f.unknownModels ?? [],
+  };
+}
+
+function words(text: string): number {
+  return text.split(/\s+/).filter(Boolean).length;
+}
+
+/** Small seeded PRNG so random fault runs can be replayed. */
+function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(state ^ (state >>> 15), state | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+async function readBody(req: AsyncIterable<Buffer>): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function safeJson(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+}
+
+/** OpenRouter's error envelope: {error: {code, message}}. */
+function sendError(res: ServerResponse, status: number, message: string, retryAfter?: string) {
+  if (retryAfter !== undefined) res.setHeader('retry-after', retryAfter);
+  sendRaw(res, status, JSON.stringify({ error: { code: status, message } }));
+}
+
+function sendRaw(res: ServerResponse, status: number, body: string): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(body);
+}
