@@ -4,6 +4,11 @@ import { defineConfig } from 'vitest/config';
 // real-Postgres tier) and loads the offline embedder: ~200-300 MB a file, so two at a time on
 // a 2-core machine.
 export default defineConfig({
+  resolve: {
+    // Node resolves `graphql` to its CJS entry (for pothos and yoga, loaded natively); Vite
+    // would pick the .mjs one for our code, and graphql refuses to mix the two realms.
+    alias: { graphql: 'graphql/index.js' },
+  },
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/helpers/global-setup.ts'],

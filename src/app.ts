@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
-import { AppError } from './errors.js';
 import type { TokenVerifier, Viewer } from './auth/tokens.js';
 import { createUserProvisioner } from './auth/users.js';
+import { AppError } from './errors.js';
 import type { Context } from './graphql/context.js';
 import { createErrorMasker } from './graphql/errors.js';
 import { schema } from './graphql/schema.js';

@@ -1,4 +1,4 @@
-import { loadDevSecret, DEV_USER_ID } from './auth/dev.js';
+import { DEV_USER_ID, loadDevSecret } from './auth/dev.js';
 import { type AuthConfig, mintToken } from './auth/tokens.js';
 import { type Database, openDatabase } from './db/client.js';
 import type { Env } from './env.js';
@@ -61,9 +61,7 @@ export function createServices(
 }
 
 /** HS256 config, or in zero-config development a persisted dev secret and a ready token. */
-export async function resolveAuth(
-  env: Env,
-): Promise<{ config: AuthConfig; devToken?: string }> {
+export async function resolveAuth(env: Env): Promise<{ config: AuthConfig; devToken?: string }> {
   const base = {
     issuer: env.JWT_ISSUER,
     audience: env.JWT_AUDIENCE,

@@ -8,20 +8,18 @@ const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
-const csv = z
-  .string()
-  .transform((v) =>
-    v
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
-  );
+const csv = z.string().transform((v) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
 
 export const envSchema = z.object({
   NODE_ENV: z
     .enum(['development', 'production', 'test'])
     .default('development')
-    .describe('production forbids zero-config auth and hides GraphQL field suggestions.'),
+    .describe('production requires JWT_SECRET (no dev token) and disables GraphiQL.'),
   PORT: z.coerce.number().int().min(0).max(65535).default(4000).describe('HTTP port.'),
   HOST: z.string().default('0.0.0.0').describe('Interface to listen on.'),
   LOG_LEVEL: z
@@ -41,9 +39,16 @@ export const envSchema = z.object({
     .max(100)
     .default(10)
     .describe('Max connections in the pg pool (real Postgres only).'),
-  DATA_DIR: z.string().default('./.data').describe('Embedded PGlite data directory (and dev secret).'),
+  DATA_DIR: z
+    .string()
+    .default('./.data')
+    .describe('Embedded PGlite data directory (and dev secret).'),
 
-  JWT_SECRET: z.string().min(32).optional().describe('HS256 secret for bearer tokens (>= 32 chars).'),
+  JWT_SECRET: z
+    .string()
+    .min(32)
+    .optional()
+    .describe('HS256 secret for bearer tokens (>= 32 chars).'),
   SUPABASE_JWT_SECRET: z
     .string()
     .min(32)
@@ -60,25 +65,58 @@ export const envSchema = z.object({
   VOYAGE_API_KEY: z.string().optional().describe('Required when EMBEDDINGS_PROVIDER=voyage.'),
   VOYAGE_MODEL: z.string().default('voyage-3-lite').describe('Voyage model (512-dim output).'),
   VOYAGE_BASE_URL: z.url().default('https://api.voyageai.com/v1').describe('Voyage API base URL.'),
-  VOYAGE_TIMEOUT_MS: z.coerce.number().int().min(100).default(15000).describe('Per-request timeout.'),
-  VOYAGE_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(4).describe('Retries on 429/5xx/network.'),
+  VOYAGE_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .default(15000)
+    .describe('Per-request timeout.'),
+  VOYAGE_MAX_RETRIES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(10)
+    .default(4)
+    .describe('Retries on 429/5xx/network.'),
 
   LLM_PROVIDER: z
     .enum(['offline', 'openrouter'])
     .default('offline')
     .describe('offline: deterministic built-in companion. openrouter: OpenRouter chat API.'),
   OPENROUTER_API_KEY: z.string().optional().describe('Required when LLM_PROVIDER=openrouter.'),
-  OPENROUTER_BASE_URL: z.url().default('https://openrouter.ai/api/v1').describe('OpenRouter base URL.'),
+  OPENROUTER_BASE_URL: z
+    .url()
+    .default('https://openrouter.ai/api/v1')
+    .describe('OpenRouter base URL.'),
   OPENROUTER_CHAT_MODEL: z.string().default('openai/gpt-4o-mini').describe('Model for replies.'),
   OPENROUTER_EXTRACTION_MODEL: z
     .string()
     .default('openai/gpt-4o-mini')
     .describe('Model for memory extraction.'),
-  OPENROUTER_FALLBACK_MODELS: csv.default([]).describe('Comma-separated models tried in order on failure.'),
-  OPENROUTER_TIMEOUT_MS: z.coerce.number().int().min(100).default(30000).describe('Per-request timeout.'),
-  OPENROUTER_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(2).describe('Retries on 429/5xx/network.'),
+  OPENROUTER_FALLBACK_MODELS: csv
+    .default([])
+    .describe('Comma-separated models tried in order on failure.'),
+  OPENROUTER_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .default(30000)
+    .describe('Per-request timeout.'),
+  OPENROUTER_MAX_RETRIES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(10)
+    .default(2)
+    .describe('Retries on 429/5xx/network.'),
 
-  RECALL_PROFILE_K: z.coerce.number().int().min(0).max(50).default(3).describe('Profile memories per turn.'),
+  RECALL_PROFILE_K: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(50)
+    .default(3)
+    .describe('Profile memories per turn.'),
   RECALL_RELATIONSHIP_K: z.coerce
     .number()
     .int()
@@ -92,10 +130,34 @@ export const envSchema = z.object({
     .max(1)
     .default(0.1)
     .describe('Cosine similarity below which a memory is not recalled.'),
-  HISTORY_WINDOW: z.coerce.number().int().min(0).max(100).default(12).describe('Recent messages in the prompt.'),
-  MAX_MESSAGE_CHARS: z.coerce.number().int().min(1).max(100000).default(4000).describe('Max user message length.'),
-  MEMORY_MAX_CHARS: z.coerce.number().int().min(20).max(5000).default(500).describe('Max length of one memory.'),
-  MEMORY_MAX_PER_TURN: z.coerce.number().int().min(1).max(100).default(10).describe('Max memories written per turn.'),
+  HISTORY_WINDOW: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(100)
+    .default(12)
+    .describe('Recent messages in the prompt.'),
+  MAX_MESSAGE_CHARS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(100000)
+    .default(4000)
+    .describe('Max user message length.'),
+  MEMORY_MAX_CHARS: z.coerce
+    .number()
+    .int()
+    .min(20)
+    .max(5000)
+    .default(500)
+    .describe('Max length of one memory.'),
+  MEMORY_MAX_PER_TURN: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .default(10)
+    .describe('Max memories written per turn.'),
   MEMORY_DEDUP_THRESHOLD: z.coerce
     .number()
     .min(0)
@@ -103,30 +165,55 @@ export const envSchema = z.object({
     .default(0.92)
     .describe('Cosine similarity at or above which a new memory is a duplicate of a stored one.'),
 
-  WORKER_ENABLED: bool.default(true).describe('Run the extraction worker inside the server process.'),
-  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(2).describe('Jobs processed at once.'),
+  WORKER_ENABLED: bool
+    .default(true)
+    .describe('Run the extraction worker inside the server process.'),
+  WORKER_CONCURRENCY: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(32)
+    .default(2)
+    .describe('Jobs processed at once.'),
   WORKER_POLL_MS: z.coerce.number().int().min(10).default(1000).describe('Idle poll interval.'),
   JOB_CLAIM_TIMEOUT_MS: z.coerce
     .number()
     .int()
     .min(1000)
     .default(300000)
-    .describe('A claimed job not finished within this is claimed again (its worker is presumed dead).'),
+    .describe(
+      'A claimed job not finished within this is claimed again (its worker is presumed dead).',
+    ),
   JOB_RETRY_BASE_MS: z.coerce
     .number()
     .int()
     .min(0)
     .default(2000)
-    .describe('First retry delay of a failed job; doubles per attempt, with jitter, capped at 1 h.'),
-  JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5).describe('Attempts before a job is dead.'),
-  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10000).describe('Drain deadline on SIGTERM.'),
+    .describe(
+      'First retry delay of a failed job; doubles per attempt, with jitter, capped at 1 h.',
+    ),
+  JOB_MAX_ATTEMPTS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .default(5)
+    .describe('Attempts before a job is dead.'),
+  SHUTDOWN_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(10000)
+    .describe('Drain deadline on SIGTERM.'),
 });
 
 export type Env = z.infer<typeof envSchema>;
 
 export function parseEnv(source: Record<string, string | undefined> = process.env): Env {
   // Empty strings count as unset: `FOO=` in a .env file should not fail a URL check.
-  const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
+  const cleaned = Object.fromEntries(
+    Object.entries(source).filter(([, v]) => v !== undefined && v !== ''),
+  );
   const result = envSchema.safeParse(cleaned);
   if (!result.success) {
     const lines = result.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
@@ -134,10 +221,14 @@ export function parseEnv(source: Record<string, string | undefined> = process.en
   }
   const env = result.data;
   if (env.EMBEDDINGS_PROVIDER === 'voyage' && !env.VOYAGE_API_KEY) {
-    throw new Error('Invalid configuration:\n  VOYAGE_API_KEY: required when EMBEDDINGS_PROVIDER=voyage');
+    throw new Error(
+      'Invalid configuration:\n  VOYAGE_API_KEY: required when EMBEDDINGS_PROVIDER=voyage',
+    );
   }
   if (env.LLM_PROVIDER === 'openrouter' && !env.OPENROUTER_API_KEY) {
-    throw new Error('Invalid configuration:\n  OPENROUTER_API_KEY: required when LLM_PROVIDER=openrouter');
+    throw new Error(
+      'Invalid configuration:\n  OPENROUTER_API_KEY: required when LLM_PROVIDER=openrouter',
+    );
   }
   if (env.NODE_ENV === 'production' && !env.JWT_SECRET && !env.SUPABASE_JWT_SECRET) {
     throw new Error('Invalid configuration:\n  JWT_SECRET: required when NODE_ENV=production');

@@ -2,7 +2,12 @@ import { encodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codesOf, createTestContext, dataOf, type TestContext } from './helpers/app.js';
 import { personaIds, send, startChat } from './helpers/chat.js';
-import { type MemoryPage, PROFILE_MEMORIES, RELATIONSHIP_MEMORIES, SEND_MESSAGE } from './helpers/operations.js';
+import {
+  type MemoryPage,
+  PROFILE_MEMORIES,
+  RELATIONSHIP_MEMORIES,
+  SEND_MESSAGE,
+} from './helpers/operations.js';
 
 let t: TestContext;
 let owner: { id: string; token: string };
@@ -27,11 +32,22 @@ beforeAll(async () => {
   stranger = await t.newUser();
   const personas = await personaIds(t, owner.token);
   const chat = await startChat(t, owner.token, personas.mira as string);
-  const turn = await send(t, owner.token, chat.sessionId, "I'm a pilot and we laughed about your jokes");
+  const turn = await send(
+    t,
+    owner.token,
+    chat.sessionId,
+    "I'm a pilot and we laughed about your jokes",
+  );
   await t.drainJobs();
-  const profile = dataOf(await t.gql<{ profileMemories: MemoryPage }>(PROFILE_MEMORIES, {}, owner.token));
+  const profile = dataOf(
+    await t.gql<{ profileMemories: MemoryPage }>(PROFILE_MEMORIES, {}, owner.token),
+  );
   const rel = dataOf(
-    await t.gql<{ relationshipMemories: MemoryPage }>(RELATIONSHIP_MEMORIES, { instanceId: chat.instanceId }, owner.token),
+    await t.gql<{ relationshipMemories: MemoryPage }>(
+      RELATIONSHIP_MEMORIES,
+      { instanceId: chat.instanceId },
+      owner.token,
+    ),
   );
   const profileMemory = profile.profileMemories.edges[0]?.node.id;
   const relationshipMemory = rel.relationshipMemories.edges[0]?.node.id;
@@ -68,7 +84,13 @@ describe("another user's data is unreachable from every entry point", () => {
     expect(codesOf(raw)).toEqual(['FORBIDDEN']);
 
     const admin = await t.newUser({ admin: true });
-    const asAdmin = dataOf(await t.gql<{ profileMemories: MemoryPage }>(PROFILE_MEMORIES, { userId: ids.user }, admin.token));
+    const asAdmin = dataOf(
+      await t.gql<{ profileMemories: MemoryPage }>(
+        PROFILE_MEMORIES,
+        { userId: ids.user },
+        admin.token,
+      ),
+    );
     expect(asAdmin.profileMemories.edges.length).toBeGreaterThan(0);
   });
 
@@ -80,14 +102,20 @@ describe("another user's data is unreachable from every entry point", () => {
 
   it("sendMessage into someone else's session is NOT_FOUND and writes nothing", async () => {
     const before = await t.services.prisma.message.count();
-    const res = await t.gql(SEND_MESSAGE, { sessionId: ids.session, content: 'hi', clientMessageId: 'x1' }, stranger.token);
+    const res = await t.gql(
+      SEND_MESSAGE,
+      { sessionId: ids.session, content: 'hi', clientMessageId: 'x1' },
+      stranger.token,
+    );
     expect(res.data).toBeNull();
     expect(codesOf(res)).toEqual(['NOT_FOUND']);
     expect(await t.services.prisma.message.count()).toBe(before);
   });
 
   it("the stranger's own listings stay empty", async () => {
-    const res = dataOf(await t.gql<{ profileMemories: MemoryPage }>(PROFILE_MEMORIES, {}, stranger.token));
+    const res = dataOf(
+      await t.gql<{ profileMemories: MemoryPage }>(PROFILE_MEMORIES, {}, stranger.token),
+    );
     expect(res.profileMemories.edges).toEqual([]);
   });
 

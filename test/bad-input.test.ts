@@ -2,7 +2,12 @@ import { encodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codesOf, createTestContext, type TestContext } from './helpers/app.js';
 import { personaIds, startChat } from './helpers/chat.js';
-import { PROFILE_MEMORIES, RELATIONSHIP_MEMORIES, SEND_MESSAGE, START_CHAT } from './helpers/operations.js';
+import {
+  PROFILE_MEMORIES,
+  RELATIONSHIP_MEMORIES,
+  SEND_MESSAGE,
+  START_CHAT,
+} from './helpers/operations.js';
 
 let t: TestContext;
 let user: { id: string; token: string };
@@ -46,31 +51,51 @@ describe('bad input answers BAD_USER_INPUT and writes nothing', () => {
     ];
     for (const id of malformed) {
       expect(codesOf(await send({ sessionId: id })), id).toEqual(['BAD_USER_INPUT']);
-      expect(codesOf(await t.gql(RELATIONSHIP_MEMORIES, { instanceId: id }, user.token)), id).toEqual(['BAD_USER_INPUT']);
-      expect(codesOf(await t.gql(START_CHAT, { personaId: id === malformed[3] ? sessionId : id }, user.token)), id).toEqual([
-        'BAD_USER_INPUT',
-      ]);
+      expect(
+        codesOf(await t.gql(RELATIONSHIP_MEMORIES, { instanceId: id }, user.token)),
+        id,
+      ).toEqual(['BAD_USER_INPUT']);
+      expect(
+        codesOf(
+          await t.gql(START_CHAT, { personaId: id === malformed[3] ? sessionId : id }, user.token),
+        ),
+        id,
+      ).toEqual(['BAD_USER_INPUT']);
     }
-    expect(codesOf(await t.gql(PROFILE_MEMORIES, { userId: 'nope' }, user.token))).toEqual(['BAD_USER_INPUT']);
+    expect(codesOf(await t.gql(PROFILE_MEMORIES, { userId: 'nope' }, user.token))).toEqual([
+      'BAD_USER_INPUT',
+    ]);
   });
 
   it('a well-formed id of nothing is NOT_FOUND', async () => {
     const missing = encodeGlobalID('ChatSession', '00000000-0000-4000-8000-000000000000');
     expect(codesOf(await send({ sessionId: missing }))).toEqual(['NOT_FOUND']);
     const persona = encodeGlobalID('Persona', '00000000-0000-4000-8000-000000000000');
-    expect(codesOf(await t.gql(START_CHAT, { personaId: persona }, user.token))).toEqual(['NOT_FOUND']);
+    expect(codesOf(await t.gql(START_CHAT, { personaId: persona }, user.token))).toEqual([
+      'NOT_FOUND',
+    ]);
   });
 
   it('rejects out-of-range page sizes and foreign cursors', async () => {
     for (const first of [0, -1, 101]) {
-      expect(codesOf(await t.gql(PROFILE_MEMORIES, { first }, user.token))).toEqual(['BAD_USER_INPUT']);
+      expect(codesOf(await t.gql(PROFILE_MEMORIES, { first }, user.token))).toEqual([
+        'BAD_USER_INPUT',
+      ]);
     }
-    expect(codesOf(await t.gql(PROFILE_MEMORIES, { after: 'bm9wZQ' }, user.token))).toEqual(['BAD_USER_INPUT']);
-    expect(codesOf(await t.gql(PROFILE_MEMORIES, { search: 'x'.repeat(501) }, user.token))).toEqual(['BAD_USER_INPUT']);
+    expect(codesOf(await t.gql(PROFILE_MEMORIES, { after: 'bm9wZQ' }, user.token))).toEqual([
+      'BAD_USER_INPUT',
+    ]);
+    expect(codesOf(await t.gql(PROFILE_MEMORIES, { search: 'x'.repeat(501) }, user.token))).toEqual(
+      ['BAD_USER_INPUT'],
+    );
   });
 
   it('node(id) with a malformed id is BAD_USER_INPUT, not a crash', async () => {
-    for (const id of ['garbage', encodeGlobalID('Memory', 'not-a-uuid'), encodeGlobalID('Nope', 'x')]) {
+    for (const id of [
+      'garbage',
+      encodeGlobalID('Memory', 'not-a-uuid'),
+      encodeGlobalID('Nope', 'x'),
+    ]) {
       const res = await t.gql('query($id: ID!) { node(id: $id) { id } }', { id }, user.token);
       expect(codesOf(res), id).toEqual(['BAD_USER_INPUT']);
     }

@@ -17,18 +17,27 @@ describe('a new user chatting with a persona that remembers', () => {
     const { sessionId } = await startChat(t, user.token, personas.mira as string);
 
     const first = await send(t, user.token, sessionId, "I'm a nurse from Lisbon and I love hiking");
-    expect(first.userMessage).toMatchObject({ role: 'USER', content: "I'm a nurse from Lisbon and I love hiking" });
+    expect(first.userMessage).toMatchObject({
+      role: 'USER',
+      content: "I'm a nurse from Lisbon and I love hiking",
+    });
     expect(first.reply.role).toBe('ASSISTANT');
     expect(first.reply.content.length).toBeGreaterThan(0);
     expect(first.recalled).toEqual({ profile: [], relationship: [] });
 
     // sendMessage returned before extraction: the job is still waiting.
-    const before = dataOf(await t.gql<{ profileMemories: MemoryPage }>(PROFILE_MEMORIES, {}, user.token));
+    const before = dataOf(
+      await t.gql<{ profileMemories: MemoryPage }>(PROFILE_MEMORIES, {}, user.token),
+    );
     expect(before.profileMemories.edges).toEqual([]);
     expect(await t.drainJobs()).toBe(1);
 
     const found = dataOf(
-      await t.gql<{ profileMemories: MemoryPage }>(PROFILE_MEMORIES, { search: 'What is my job?' }, user.token),
+      await t.gql<{ profileMemories: MemoryPage }>(
+        PROFILE_MEMORIES,
+        { search: 'What is my job?' },
+        user.token,
+      ),
     );
     const contents = found.profileMemories.edges.map((e) => e.node.content);
     expect(contents.some((c) => /nurse/i.test(c))).toBe(true);
@@ -51,13 +60,22 @@ describe('a new user chatting with a persona that remembers', () => {
     await t.drainJobs();
 
     const rel = dataOf(
-      await t.gql<{ relationshipMemories: MemoryPage }>(RELATIONSHIP_MEMORIES, { instanceId: mira.instanceId }, user.token),
+      await t.gql<{ relationshipMemories: MemoryPage }>(
+        RELATIONSHIP_MEMORIES,
+        { instanceId: mira.instanceId },
+        user.token,
+      ),
     );
     expect(rel.relationshipMemories.edges.map((e) => e.node.content).join(' ')).toMatch(/puns/i);
     expect(rel.relationshipMemories.edges.every((e) => e.node.layer === 'RELATIONSHIP')).toBe(true);
 
     const rook = await startChat(t, user.token, personas.rook as string);
-    const turn = await send(t, user.token, rook.sessionId, 'Remember our jokes about puns? And my carpentry work?');
+    const turn = await send(
+      t,
+      user.token,
+      rook.sessionId,
+      'Remember our jokes about puns? And my carpentry work?',
+    );
     expect(turn.recalled.relationship).toEqual([]);
     expect(turn.recalled.profile.map((r) => r.memory.content).join(' ')).toMatch(/carpenter/i);
 

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claimJobs } from '../src/jobs/queue.js';
 import { Worker } from '../src/jobs/worker.js';
-import { EXTRACT_MEMORIES, extractMemoriesHandler } from '../src/memory/extract-job.js';
 import { silentLogger } from '../src/logger.js';
+import { EXTRACT_MEMORIES, extractMemoriesHandler } from '../src/memory/extract-job.js';
 import { createTestContext, type TestContext } from './helpers/app.js';
 import { personaIds, send, startChat } from './helpers/chat.js';
 
@@ -49,7 +49,7 @@ describe('the extraction job survives a dead worker', () => {
       retryBaseMs: 0,
       workerId: 'dead-worker',
     });
-    if (!claimed) throw new Error("unreachable");
+    if (!claimed) throw new Error('unreachable');
     await zombie.execute(claimed);
     expect(await memoriesOf(user.id)).toEqual(written);
     const job = await t.services.prisma.job.findFirstOrThrow({ where: { userId: user.id } });

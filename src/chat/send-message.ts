@@ -1,9 +1,9 @@
-import { Prisma, type Message } from '@prisma/client';
+import { type Message, Prisma } from '@prisma/client';
 import { AppError, badInput, conflict, notFound } from '../errors.js';
-import { recallForTurn } from '../memory/recall.js';
-import { findMemoriesByIds, type ScoredMemory } from '../memory/store.js';
 import { enqueue } from '../jobs/queue.js';
 import { EXTRACT_MEMORIES } from '../memory/extract-job.js';
+import { recallForTurn } from '../memory/recall.js';
+import { findMemoriesByIds, type ScoredMemory } from '../memory/store.js';
 import type { Services } from '../services.js';
 import { buildPrompt } from './prompt.js';
 
@@ -66,10 +66,18 @@ export async function sendMessage(s: Services, input: SendMessageInput): Promise
     { db: s.prisma, embedder: s.embedder, logger: s.logger },
     { userId: input.userId, instanceId: session.instanceId },
     content,
-    { profileK: s.config.profileK, relationshipK: s.config.relationshipK, minScore: s.config.minScore },
+    {
+      profileK: s.config.profileK,
+      relationshipK: s.config.relationshipK,
+      minScore: s.config.minScore,
+    },
   );
   const history = await s.prisma.message.findMany({
-    where: { sessionId: session.id, createdAt: { lte: userMessage.createdAt }, NOT: { id: userMessage.id } },
+    where: {
+      sessionId: session.id,
+      createdAt: { lte: userMessage.createdAt },
+      NOT: { id: userMessage.id },
+    },
     orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
     take: s.config.historyWindow,
     select: { role: true, content: true },
@@ -92,7 +100,10 @@ export async function sendMessage(s: Services, input: SendMessageInput): Promise
         personaTraits: (persona.traits ?? {}) as Record<string, unknown>,
         userMessage: content,
         profile: recalled.profile.map((m) => ({ content: m.memory.content, score: m.score })),
-        relationship: recalled.relationship.map((m) => ({ content: m.memory.content, score: m.score })),
+        relationship: recalled.relationship.map((m) => ({
+          content: m.memory.content,
+          score: m.score,
+        })),
       },
     });
   } catch (err) {
@@ -133,11 +144,17 @@ export async function sendMessage(s: Services, input: SendMessageInput): Promise
       return created;
     });
     s.wakeWorker();
-    return { userMessage, reply, recalled: { profile: recalled.profile, relationship: recalled.relationship } };
+    return {
+      userMessage,
+      reply,
+      recalled: { profile: recalled.profile, relationship: recalled.relationship },
+    };
   } catch (err) {
     // A concurrent retry of the same turn won the race: answer with its reply.
     if (!isUniqueViolation(err)) throw err;
-    const reply = await s.prisma.message.findUniqueOrThrow({ where: { replyToId: userMessage.id } });
+    const reply = await s.prisma.message.findUniqueOrThrow({
+      where: { replyToId: userMessage.id },
+    });
     return replay(s, userMessage, reply);
   }
 }
@@ -147,7 +164,9 @@ async function persistUserMessage(
   input: SendMessageInput,
   content: string,
 ): Promise<Message & { reply?: Message | null }> {
-  const key = { userId_clientMessageId: { userId: input.userId, clientMessageId: input.clientMessageId } };
+  const key = {
+    userId_clientMessageId: { userId: input.userId, clientMessageId: input.clientMessageId },
+  };
   for (let attempt = 0; attempt < 2; attempt++) {
     const existing = await s.prisma.message.findUnique({ where: key, include: { reply: true } });
     if (existing) {
@@ -185,5 +204,9 @@ async function replay(s: Services, userMessage: Message, reply: Message): Promis
       return memory ? [{ memory, score: r.score }] : [];
     });
   const { reply: _omit, ...plain } = userMessage as Message & { reply?: unknown };
-  return { userMessage: plain, reply, recalled: { profile: pick(stored.profile), relationship: pick(stored.relationship) } };
+  return {
+    userMessage: plain,
+    reply,
+    recalled: { profile: pick(stored.profile), relationship: pick(stored.relationship) },
+  };
 }

@@ -10,7 +10,9 @@ import { migrate, type SqlDriver } from './migrate.js';
 
 export type { PrismaClient };
 
-type AdapterFactory = NonNullable<NonNullable<ConstructorParameters<typeof PrismaClient>[0]>['adapter']>;
+type AdapterFactory = NonNullable<
+  NonNullable<ConstructorParameters<typeof PrismaClient>[0]>['adapter']
+>;
 
 export interface Database {
   prisma: PrismaClient;
@@ -81,9 +83,7 @@ function openPostgres(options: { url: string; poolSize: number }): Database {
   };
 }
 
-async function openPglite(
-  options: { dataDir: string } | { pglite: PGlite },
-): Promise<Database> {
+async function openPglite(options: { dataDir: string } | { pglite: PGlite }): Promise<Database> {
   let pglite: PGlite;
   if ('pglite' in options) {
     pglite = options.pglite;

@@ -1,12 +1,12 @@
 import SchemaBuilder from '@pothos/core';
 import DataloaderPlugin from '@pothos/plugin-dataloader';
 import PrismaPlugin from '@pothos/plugin-prisma';
-import type PrismaTypes from '@pothos/plugin-prisma/generated';
 import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
-import { Prisma } from '@prisma/client';
 import { GraphQLError } from 'graphql';
+import { getDatamodel, type default as PrismaTypes } from '../generated/pothos-prisma-types.js';
 import type { Context } from './context.js';
+import { decodeNodeId } from './ids.js';
 
 export const builder = new SchemaBuilder<{
   Context: Context;
@@ -29,7 +29,7 @@ export const builder = new SchemaBuilder<{
   },
   prisma: {
     client: (ctx) => ctx.prisma,
-    dmmf: Prisma.dmmf,
+    dmmf: getDatamodel(),
     filterConnectionTotalCount: true,
   },
   relay: {
@@ -37,6 +37,7 @@ export const builder = new SchemaBuilder<{
     cursorType: 'String',
     nodeQueryOptions: { nullable: true },
     nodesQueryOptions: false,
+    decodeGlobalID: decodeNodeId,
   },
 });
 

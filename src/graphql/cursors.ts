@@ -15,7 +15,8 @@ export function parseKeysetCursor(cursor: string): { createdAt: Date; id: string
   const raw = Buffer.from(cursor, 'base64url').toString('utf8');
   const match = /^k:([^|]+)\|([0-9a-f-]{36})$/.exec(raw);
   const createdAt = new Date(match?.[1] ?? 'invalid');
-  if (!match?.[2] || Number.isNaN(createdAt.getTime())) throw badInput('Invalid cursor.', { field: 'after' });
+  if (!match?.[2] || Number.isNaN(createdAt.getTime()))
+    throw badInput('Invalid cursor.', { field: 'after' });
   return { createdAt, id: match[2] };
 }
 

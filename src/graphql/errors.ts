@@ -34,6 +34,8 @@ export function createErrorMasker(logger: Logger) {
     }
     logger.error({ err: original ?? error, path: graphqlError?.path }, 'unexpected error');
     const masked = unexpected();
-    return at.path ? new GraphQLError(masked.message, { ...at, extensions: masked.extensions }) : masked;
+    return at.path
+      ? new GraphQLError(masked.message, { ...at, extensions: masked.extensions })
+      : masked;
   };
 }

@@ -17,6 +17,20 @@ export function parseGlobalId(id: string, typename: string, field: string): stri
   throw badInput(`${field} is not a valid ${typename} id.`, { field });
 }
 
+/**
+ * The relay plugin's decoder for `node(id)` and global-ID args: every id in this schema is a
+ * UUID, so anything else is rejected as BAD_USER_INPUT before it reaches the database.
+ */
+export function decodeNodeId(globalId: string): { typename: string; id: string } {
+  try {
+    const decoded = decodeGlobalID(globalId);
+    if (UUID.test(decoded.id)) return { typename: decoded.typename, id: decoded.id.toLowerCase() };
+  } catch {
+    // fall through
+  }
+  throw badInput('Invalid id.', { field: 'id' });
+}
+
 /** Admin tools know users by their token `sub`, so a raw UUID is accepted beside a global ID. */
 export function parseUserId(id: string, field: string): string {
   return UUID.test(id) ? id.toLowerCase() : parseGlobalId(id, 'User', field);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Prisma, type PrismaClient } from '@prisma/client';
+import type { Prisma, PrismaClient } from '@prisma/client';
 
 /**
  * A durable job queue in one table. Claiming uses `FOR UPDATE SKIP LOCKED`, which works on
@@ -101,7 +101,9 @@ export async function releaseJobs(db: Db, workerId: string): Promise<number> {
     WHERE locked_by = ${workerId} AND status = 'RUNNING'`;
 }
 
-export async function queueDepth(db: Db): Promise<{ pending: number; running: number; dead: number }> {
+export async function queueDepth(
+  db: Db,
+): Promise<{ pending: number; running: number; dead: number }> {
   const rows = await db.$queryRaw<{ status: string; n: bigint }[]>`
     SELECT status::text AS status, count(*) AS n FROM jobs
     WHERE status IN ('PENDING', 'RUNNING', 'DEAD') GROUP BY status`;

@@ -139,9 +139,12 @@ export class Worker {
         return;
       }
       // Full jitter, exponential, capped at an hour.
-      const delay = Math.min(this.o.retryBaseMs * 2 ** (job.attempts - 1), 3_600_000) * Math.random();
+      const delay =
+        Math.min(this.o.retryBaseMs * 2 ** (job.attempts - 1), 3_600_000) * Math.random();
       const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-      const outcome = await failJob(this.o.prisma, job, this.id, message, delay).catch(() => 'lost');
+      const outcome = await failJob(this.o.prisma, job, this.id, message, delay).catch(
+        () => 'lost',
+      );
       log.warn({ err, outcome }, outcome === 'dead' ? 'job is dead' : 'job failed; will retry');
     }
   }

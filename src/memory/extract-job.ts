@@ -2,7 +2,14 @@ import { z } from 'zod';
 import type { JobHandler } from '../jobs/worker.js';
 import type { Services } from '../services.js';
 import { guardCandidates } from './guard.js';
-import { findMemoriesByIds, insertMemory, type LayerScope, layerOf, searchLayer, supersedeMemory } from './store.js';
+import {
+  findMemoriesByIds,
+  insertMemory,
+  type LayerScope,
+  layerOf,
+  searchLayer,
+  supersedeMemory,
+} from './store.js';
 
 export const EXTRACT_MEMORIES = 'extract_memories';
 
@@ -22,7 +29,10 @@ export function extractMemoriesHandler(s: Services): JobHandler {
     const { replyId } = Payload.parse(job.payload);
     const reply = await s.prisma.message.findUnique({
       where: { id: replyId },
-      include: { replyTo: true, session: { include: { instance: { include: { persona: true } } } } },
+      include: {
+        replyTo: true,
+        session: { include: { instance: { include: { persona: true } } } },
+      },
     });
     const userMessage = reply?.replyTo;
     if (!reply || !userMessage) {
@@ -63,7 +73,12 @@ export function extractMemoriesHandler(s: Services): JobHandler {
       s.logger,
     );
     const vectors =
-      candidates.length > 0 ? await s.embedder.embed(candidates.map((c) => c.content), 'document') : [];
+      candidates.length > 0
+        ? await s.embedder.embed(
+            candidates.map((c) => c.content),
+            'document',
+          )
+        : [];
 
     await s.prisma.$transaction(async (tx) => {
       // One writer per user at a time, so the near-duplicate check below sees every row
@@ -76,8 +91,16 @@ export function extractMemoriesHandler(s: Services): JobHandler {
           userId: reply.userId,
           instanceId: c.layer === 'PROFILE' ? null : instance.id,
         };
-        const [nearest] = await searchLayer(tx, scope, { embedding, model: s.embedder.model, k: 1 });
-        if (nearest && nearest.score >= s.config.dedupThreshold && nearest.memory.id !== c.supersedes) {
+        const [nearest] = await searchLayer(tx, scope, {
+          embedding,
+          model: s.embedder.model,
+          k: 1,
+        });
+        if (
+          nearest &&
+          nearest.score >= s.config.dedupThreshold &&
+          nearest.memory.id !== c.supersedes
+        ) {
           s.logger.debug({ job: job.id, near: nearest.memory.id }, 'near-duplicate memory skipped');
           continue;
         }
@@ -92,9 +115,11 @@ export function extractMemoriesHandler(s: Services): JobHandler {
           sourceSessionId: reply.sessionId,
         });
         if (!id) continue;
-        const history: { memoryId: string; action: 'ADDED' | 'SUPERSEDED'; oldContent: string | null }[] = [
-          { memoryId: id, action: 'ADDED', oldContent: null },
-        ];
+        const history: {
+          memoryId: string;
+          action: 'ADDED' | 'SUPERSEDED';
+          oldContent: string | null;
+        }[] = [{ memoryId: id, action: 'ADDED', oldContent: null }];
         if (c.supersedes) {
           const old = await supersedeMemory(tx, scope, c.supersedes, id);
           if (old) {

@@ -52,9 +52,13 @@ const itemSchema = z.object({
       const upper = c?.trim().toUpperCase() ?? '';
       return CATEGORY_SET.has(upper) ? (upper as MemoryCategory) : 'OTHER';
     }),
-  layer: z.string().trim().toUpperCase().pipe(z.enum(['PROFILE', 'RELATIONSHIP'])),
+  layer: z
+    .string()
+    .trim()
+    .toUpperCase()
+    .pipe(z.enum(['PROFILE', 'RELATIONSHIP'])),
   // A malformed confidence is not worth losing a memory over.
-  confidence: z.coerce.number().min(0).catch(0.7).optional().transform(clampConfidence),
+  confidence: z.unknown().optional().transform(toConfidence),
   supersedes: z.string().trim().nullish().catch(null),
 });
 const answerSchema = z.union([z.object({ memories: z.array(z.unknown()) }), z.array(z.unknown())]);
@@ -100,6 +104,7 @@ export class LlmExtractor implements MemoryExtractor {
       const usable = attempt.ok && (attempt.items.length > 0 || attempt.invalid === 0);
       if (usable || retried >= maxRetries) break;
       retried++;
+      // The model sees its own answer next to the note; a runaway answer is cut to bound cost.
       messages.push(
         { role: 'assistant', content: answer.content.slice(0, 4_000) },
         { role: 'user', content: extractionRetryNote(attempt.problem) },
@@ -116,7 +121,10 @@ export class LlmExtractor implements MemoryExtractor {
     const kept = this.#checkAgainstExisting(attempt.items, input);
     this.stats.invalidItems += attempt.invalid;
     const level = attempt.invalid > 0 || retried > 0 ? 'info' : 'debug';
-    logger[level]({ ...log, kept: kept.length, invalidItems: attempt.invalid }, 'memories extracted');
+    logger[level](
+      { ...log, kept: kept.length, invalidItems: attempt.invalid },
+      'memories extracted',
+    );
     return kept;
   }
 
@@ -177,16 +185,24 @@ function parseLenient(text: string): unknown {
     if (candidate === undefined) continue;
     try {
       return JSON.parse(candidate);
-    } catch {}
+    } catch {
+      // Not this reading; try the next one.
+    }
   }
   return undefined;
 }
 
-function clampConfidence(value: number | undefined): number {
-  if (value === undefined || !Number.isFinite(value)) return 0.7;
-  return Math.min(1, Math.max(0, value));
+/** Numbers and numeric strings, clamped to 0..1; anything else gets a middling default. */
+function toConfidence(value: unknown): number {
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isFinite(n)) return 0.7;
+  return Math.min(1, Math.max(0, n));
 }
 
 function normalise(text: string): string {
-  return text.toLowerCase().replace(/\s+/g, ' ').replace(/[.!\s]+$/, '').trim();
+  return text
+    .toLowerCase()
+    .replace(/\s+/g, ' ')
+    .replace(/[.!\s]+$/, '')
+    .trim();
 }

@@ -30,7 +30,11 @@ export async function recallForTurn(
     if (!embedding) throw new Error('embedder returned no vector');
     const query = { embedding, model: deps.embedder.model, minScore: options.minScore };
     const [profile, relationship] = await Promise.all([
-      searchLayer(deps.db, { userId: scope.userId, instanceId: null }, { ...query, k: options.profileK }),
+      searchLayer(
+        deps.db,
+        { userId: scope.userId, instanceId: null },
+        { ...query, k: options.profileK },
+      ),
       searchLayer(deps.db, scope, { ...query, k: options.relationshipK }),
     ]);
     return { profile, relationship };

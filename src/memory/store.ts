@@ -50,7 +50,11 @@ export function toVectorLiteral(v: readonly number[]): string {
 
 /** Case, whitespace and trailing punctuation do not make a memory new. */
 export function contentHash(content: string): string {
-  const normal = content.toLowerCase().replace(/\s+/g, ' ').replace(/[\s.!?]+$/, '').trim();
+  const normal = content
+    .toLowerCase()
+    .replace(/\s+/g, ' ')
+    .replace(/[\s.!?]+$/, '')
+    .trim();
   return createHash('sha256').update(normal).digest('hex');
 }
 

@@ -1,6 +1,13 @@
 import type { ChatMessage } from '../providers/llm/types.js';
 
-export const MEMORY_CATEGORIES = ['FACT', 'PREFERENCE', 'EVENT', 'EMOTION', 'RELATION', 'OTHER'] as const;
+export const MEMORY_CATEGORIES = [
+  'FACT',
+  'PREFERENCE',
+  'EVENT',
+  'EMOTION',
+  'RELATION',
+  'OTHER',
+] as const;
 export type MemoryCategory = (typeof MEMORY_CATEGORIES)[number];
 
 /** PROFILE: about the user, shared by every persona. RELATIONSHIP: this user × one persona. */

@@ -2,7 +2,10 @@ import type { Prisma, PrismaClient } from '@prisma/client';
 import { DEFAULT_PERSONAS, type PersonaSeed } from './defaults.js';
 
 /** Creates personas by slug, or updates them in place (ids and relationships survive). */
-export async function upsertPersonas(prisma: PrismaClient, personas: readonly PersonaSeed[]): Promise<number> {
+export async function upsertPersonas(
+  prisma: PrismaClient,
+  personas: readonly PersonaSeed[],
+): Promise<number> {
   for (const p of personas) {
     const data = { ...p, traits: p.traits as Prisma.InputJsonValue };
     await prisma.persona.upsert({ where: { slug: p.slug }, create: data, update: data });

@@ -1,5 +1,6 @@
 import type { Env } from '../env.js';
 import type { Logger } from '../logger.js';
+import { LlmExtractor } from '../memory/extract-llm.js';
 import { OfflineExtractor } from '../memory/extract-offline.js';
 import type { MemoryExtractor } from '../memory/types.js';
 import { LocalEmbedder } from './embeddings/local.js';
@@ -28,19 +29,22 @@ export function createProviders(env: Env, logger: Logger): Providers {
           logger,
         })
       : new LocalEmbedder();
-  const chat: ChatModel =
-    env.LLM_PROVIDER === 'openrouter'
-      ? new OpenRouterChatModel({
-          apiKey: env.OPENROUTER_API_KEY ?? '',
-          baseUrl: env.OPENROUTER_BASE_URL,
-          model: env.OPENROUTER_CHAT_MODEL,
-          fallbackModels: env.OPENROUTER_FALLBACK_MODELS,
-          timeoutMs: env.OPENROUTER_TIMEOUT_MS,
-          maxRetries: env.OPENROUTER_MAX_RETRIES,
-          logger,
-        })
-      : new OfflineCompanion();
-  // The LLM extractor arrives with the production pipeline; until then both modes extract offline.
-  const extractor: MemoryExtractor = new OfflineExtractor();
-  return { embedder, chat, extractor };
+  if (env.LLM_PROVIDER === 'openrouter') {
+    const openrouter = new OpenRouterChatModel({
+      apiKey: env.OPENROUTER_API_KEY ?? '',
+      baseUrl: env.OPENROUTER_BASE_URL,
+      model: env.OPENROUTER_CHAT_MODEL,
+      fallbackModels: env.OPENROUTER_FALLBACK_MODELS,
+      timeoutMs: env.OPENROUTER_TIMEOUT_MS,
+      maxRetries: env.OPENROUTER_MAX_RETRIES,
+      logger,
+    });
+    const extractor = new LlmExtractor({
+      llm: openrouter,
+      model: env.OPENROUTER_EXTRACTION_MODEL,
+      logger,
+    });
+    return { embedder, chat: openrouter, extractor };
+  }
+  return { embedder, chat: new OfflineCompanion(), extractor: new OfflineExtractor() };
 }

@@ -5,8 +5,8 @@ import { createServices, createWorker } from '../../src/composition.js';
 import { type Env, parseEnv } from '../../src/env.js';
 import type { Worker } from '../../src/jobs/worker.js';
 import { silentLogger } from '../../src/logger.js';
-import { upsertPersonas } from '../../src/personas/seed.js';
 import { DEFAULT_PERSONAS } from '../../src/personas/defaults.js';
+import { upsertPersonas } from '../../src/personas/seed.js';
 import { createProviders, type Providers } from '../../src/providers/index.js';
 import type { Services } from '../../src/services.js';
 import { openTestDatabase, type TestDatabase } from './database.js';
@@ -57,7 +57,10 @@ export async function createTestContext(
   await upsertPersonas(database.db.prisma, DEFAULT_PERSONAS);
   // The local embedder takes ~0.5 s to load: share it across contexts of one test file.
   shared ??= createProviders(env, silentLogger);
-  const services = createServices(env, database.db, silentLogger, { ...shared, ...options.providers });
+  const services = createServices(env, database.db, silentLogger, {
+    ...shared,
+    ...options.providers,
+  });
   const worker = createWorker(env, services);
   const authConfig = { secret: TEST_JWT_SECRET, adminUserIds: [] };
   const app = createApp({ services, verifyToken: createVerifier(authConfig), production: false });

@@ -29,7 +29,12 @@ export async function openTestDatabase(): Promise<TestDatabase> {
     await admin.end();
     const url = new URL(adminUrl);
     url.pathname = `/${name}`;
-    const db = await openDatabase({ url: url.toString(), poolSize: 5, logger: silentLogger, migrate: false });
+    const db = await openDatabase({
+      url: url.toString(),
+      poolSize: 5,
+      logger: silentLogger,
+      migrate: false,
+    });
     return {
       db,
       url: url.toString(),

@@ -51,7 +51,8 @@ export default async function setup(project: TestProject) {
     await client.connect();
     await migrate(
       {
-        query: async <T>(sql: string, params?: unknown[]) => (await client.query(sql, params)).rows as T[],
+        query: async <T>(sql: string, params?: unknown[]) =>
+          (await client.query(sql, params)).rows as T[],
         exec: async (sql) => {
           await client.query(sql);
         },

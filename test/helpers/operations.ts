@@ -49,6 +49,10 @@ export interface SendMessageData {
 }
 
 export interface MemoryPage {
-  edges: { cursor: string; score: number | null; node: { id: string; content: string; category: string; layer: string } }[];
+  edges: {
+    cursor: string;
+    score: number | null;
+    node: { id: string; content: string; category: string; layer: string };
+  }[];
   pageInfo: { hasNextPage: boolean; endCursor: string | null };
 }

@@ -1,5 +1,5 @@
-import { builder } from '../builder.js';
 import { ownerOrAdmin } from '../auth.js';
+import { builder } from '../builder.js';
 
 export const ChatSession = builder.prismaNode('ChatSession', {
   id: { field: 'id' },
@@ -7,11 +7,16 @@ export const ChatSession = builder.prismaNode('ChatSession', {
   fields: (t) => ({
     instance: t.relation('instance'),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
-    messages: t.relatedConnection('messages', {
-      cursor: 'id',
-      maxSize: 100,
-      description: 'Messages, newest first.',
-      query: () => ({ orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }),
-    }),
+    messages: t.relatedConnection(
+      'messages',
+      {
+        cursor: 'id',
+        maxSize: 100,
+        description: 'Messages, newest first.',
+        query: () => ({ orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }),
+      },
+      { name: 'MessageConnection' },
+      { name: 'MessageEdge' },
+    ),
   }),
 });

@@ -43,7 +43,8 @@ const SendMessageInput = builder.inputType('SendMessageInput', {
     content: t.string({ required: true }),
     clientMessageId: t.string({
       required: true,
-      description: 'Idempotency key chosen by the client: a retry with the same id returns the same turn.',
+      description:
+        'Idempotency key chosen by the client: a retry with the same id returns the same turn.',
     }),
   }),
 });
@@ -61,7 +62,11 @@ builder.mutationFields((t) => ({
     type: StartChatPayload,
     args: { input: t.arg({ type: StartChatInput, required: true }) },
     resolve: (_root, { input }, ctx) =>
-      startChat(ctx.services, viewerOf(ctx).id, parseGlobalId(String(input.personaId), 'Persona', 'personaId')),
+      startChat(
+        ctx.services,
+        viewerOf(ctx).id,
+        parseGlobalId(String(input.personaId), 'Persona', 'personaId'),
+      ),
   }),
   sendMessage: t.field({
     type: SendMessagePayload,

@@ -12,7 +12,7 @@ const MAX_PAGE = 100;
 const MAX_SEARCH_CHARS = 500;
 
 interface PageArgs {
-  category?: (typeof MemoryCategory.$inferType) | null;
+  category?: typeof MemoryCategory.$inferType | null;
   search?: string | null;
   first?: number | null;
   after?: string | null;
@@ -21,7 +21,8 @@ interface PageArgs {
 /** Shared by both layers: a keyset listing, or with `search` a relevance-ranked page. */
 async function memoryPage(ctx: Context, scope: LayerScope, args: PageArgs) {
   const first = args.first ?? 20;
-  if (first < 1 || first > MAX_PAGE) throw badInput(`first must be 1-${MAX_PAGE}.`, { field: 'first' });
+  if (first < 1 || first > MAX_PAGE)
+    throw badInput(`first must be 1-${MAX_PAGE}.`, { field: 'first' });
   const category = args.category ?? undefined;
   let edges: MemoryEdgeShape[];
   let hasNextPage: boolean;
@@ -31,8 +32,17 @@ async function memoryPage(ctx: Context, scope: LayerScope, args: PageArgs) {
       throw badInput(`search is longer than ${MAX_SEARCH_CHARS} characters.`, { field: 'search' });
     }
     const offset = args.after ? parseOffsetCursor(args.after) + 1 : 0;
-    const page = await searchMemories(ctx.services, scope, { text: search, category, first, offset });
-    edges = page.rows.map((r, i) => ({ node: r.memory, score: r.score, cursor: offsetCursor(offset + i) }));
+    const page = await searchMemories(ctx.services, scope, {
+      text: search,
+      category,
+      first,
+      offset,
+    });
+    edges = page.rows.map((r, i) => ({
+      node: r.memory,
+      score: r.score,
+      cursor: offsetCursor(offset + i),
+    }));
     hasNextPage = page.hasNextPage;
   } else {
     const after = args.after ? parseKeysetCursor(args.after) : undefined;
@@ -51,7 +61,6 @@ async function memoryPage(ctx: Context, scope: LayerScope, args: PageArgs) {
   };
 }
 
-
 builder.queryFields((t) => ({
   profileMemories: t.field({
     type: MemoryConnection,
@@ -66,7 +75,8 @@ builder.queryFields((t) => ({
     resolve: async (_root, args, ctx) => {
       const viewer = viewerOf(ctx);
       const userId = args.userId ? parseUserId(String(args.userId), 'userId') : viewer.id;
-      if (userId !== viewer.id && !viewer.isAdmin) throw forbidden('Only admins may read other users.');
+      if (userId !== viewer.id && !viewer.isAdmin)
+        throw forbidden('Only admins may read other users.');
       return memoryPage(ctx, { userId, instanceId: null }, args);
     },
   }),

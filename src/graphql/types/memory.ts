@@ -1,7 +1,7 @@
-import { MEMORY_CATEGORIES } from '../../memory/types.js';
 import { layerOf } from '../../memory/store.js';
-import { builder } from '../builder.js';
+import { MEMORY_CATEGORIES } from '../../memory/types.js';
 import { ownerOrAdmin } from '../auth.js';
+import { builder } from '../builder.js';
 
 export const MemoryCategory = builder.enumType('MemoryCategory', { values: MEMORY_CATEGORIES });
 export const MemoryLayer = builder.enumType('MemoryLayer', {
@@ -35,7 +35,12 @@ export interface MemoryEdgeShape {
 export const MemoryConnection = builder
   .objectRef<{
     edges: MemoryEdgeShape[];
-    pageInfo: { hasNextPage: boolean; hasPreviousPage: boolean; startCursor: string | null; endCursor: string | null };
+    pageInfo: {
+      hasNextPage: boolean;
+      hasPreviousPage: boolean;
+      startCursor: string | null;
+      endCursor: string | null;
+    };
   }>('MemoryConnection')
   .implement({
     fields: (t) => ({

@@ -1,7 +1,9 @@
-import { builder } from '../builder.js';
 import { ownerOrAdmin } from '../auth.js';
+import { builder } from '../builder.js';
 
-export const MessageRole = builder.enumType('MessageRole', { values: ['USER', 'ASSISTANT'] as const });
+export const MessageRole = builder.enumType('MessageRole', {
+  values: ['USER', 'ASSISTANT'] as const,
+});
 
 export const Message = builder.prismaNode('Message', {
   id: { field: 'id' },

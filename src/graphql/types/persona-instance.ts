@@ -1,5 +1,5 @@
-import { builder } from '../builder.js';
 import { ownerOrAdmin } from '../auth.js';
+import { builder } from '../builder.js';
 
 export const PersonaInstance = builder.prismaNode('PersonaInstance', {
   id: { field: 'id' },

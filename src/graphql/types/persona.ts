@@ -14,17 +14,21 @@ export const Persona = builder.prismaNode('Persona', {
 });
 
 builder.queryField('personas', (t) =>
-  t.prismaConnection({
-    type: 'Persona',
-    cursor: 'id',
-    description: 'Personas a user can chat with (archived ones are left out).',
-    maxSize: 100,
-    defaultSize: 20,
-    resolve: (query, _root, _args, ctx) =>
-      ctx.prisma.persona.findMany({
-        ...query,
-        where: { archivedAt: null },
-        orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
-      }),
-  }),
+  t.prismaConnection(
+    {
+      type: 'Persona',
+      cursor: 'id',
+      description: 'Personas a user can chat with (archived ones are left out).',
+      maxSize: 100,
+      defaultSize: 20,
+      resolve: (query, _root, _args, ctx) =>
+        ctx.prisma.persona.findMany({
+          ...query,
+          where: { archivedAt: null },
+          orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+        }),
+    },
+    { name: 'PersonaConnection' },
+    { name: 'PersonaEdge' },
+  ),
 );

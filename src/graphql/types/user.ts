@@ -1,22 +1,33 @@
-import { builder } from '../builder.js';
 import { viewerOf } from '../auth.js';
+import { builder } from '../builder.js';
 
 export const User = builder.prismaNode('User', {
   id: { field: 'id' },
   authScopes: (user, ctx) => (user.id === ctx.viewer?.id ? true : { admin: true }),
   fields: (t) => ({
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
-    instances: t.relatedConnection('instances', {
-      cursor: 'id',
-      maxSize: 100,
-      query: () => ({ orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }),
-    }),
-    sessions: t.relatedConnection('sessions', {
-      cursor: 'id',
-      maxSize: 100,
-      description: 'Chat sessions, newest first.',
-      query: () => ({ orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }),
-    }),
+    instances: t.relatedConnection(
+      'instances',
+      {
+        cursor: 'id',
+        maxSize: 100,
+        description: 'Persona instances (one per persona the user chatted with), newest first.',
+        query: () => ({ orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }),
+      },
+      { name: 'PersonaInstanceConnection' },
+      { name: 'PersonaInstanceEdge' },
+    ),
+    sessions: t.relatedConnection(
+      'sessions',
+      {
+        cursor: 'id',
+        maxSize: 100,
+        description: 'Chat sessions, newest first.',
+        query: () => ({ orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }),
+      },
+      { name: 'ChatSessionConnection' },
+      { name: 'ChatSessionEdge' },
+    ),
   }),
 });
 
