@@ -18,6 +18,7 @@ export function turnConfigFrom(env: Env): TurnConfig {
     memoryMaxChars: env.MEMORY_MAX_CHARS,
     memoryMaxPerTurn: env.MEMORY_MAX_PER_TURN,
     dedupThreshold: env.MEMORY_DEDUP_THRESHOLD,
+    memoryWritesPerMinute: env.MEMORY_WRITES_PER_MINUTE,
     jobMaxAttempts: env.JOB_MAX_ATTEMPTS,
   };
 }

@@ -165,6 +165,13 @@ export const envSchema = z.object({
     .default(0.92)
     .describe('Cosine similarity at or above which a new memory is a duplicate of a stored one.'),
 
+  MEMORY_WRITES_PER_MINUTE: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(10000)
+    .default(60)
+    .describe('Per-user memory writes per minute; jobs over it wait (deferred, never dropped).'),
   WORKER_ENABLED: bool
     .default(true)
     .describe('Run the extraction worker inside the server process.'),

@@ -14,6 +14,7 @@ export interface TurnConfig {
   memoryMaxChars: number;
   memoryMaxPerTurn: number;
   dedupThreshold: number;
+  memoryWritesPerMinute: number;
   jobMaxAttempts: number;
 }
 

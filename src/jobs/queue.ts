@@ -93,6 +93,19 @@ export async function failJob(
   return dead ? 'dead' : 'retry';
 }
 
+/** Puts a claimed job back to wait `delayMs`, without counting the attempt. */
+export async function deferJob(
+  db: Db,
+  jobId: string,
+  workerId: string,
+  delayMs: number,
+): Promise<void> {
+  await db.$executeRaw`
+    UPDATE jobs SET status = 'PENDING', run_at = now() + make_interval(secs => ${delayMs / 1000}),
+      locked_at = NULL, locked_by = NULL, attempts = GREATEST(attempts - 1, 0), updated_at = now()
+    WHERE id = ${jobId}::uuid AND locked_by = ${workerId} AND status = 'RUNNING'`;
+}
+
 /** On shutdown: give back claimed jobs without counting the attempt. */
 export async function releaseJobs(db: Db, workerId: string): Promise<number> {
   return db.$executeRaw`

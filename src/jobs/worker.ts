@@ -1,10 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import type { Prisma, PrismaClient } from '@prisma/client';
 import type { Logger } from '../logger.js';
-import { claimJobs, completeJob, failJob, type JobRow, releaseJobs } from './queue.js';
+import { claimJobs, completeJob, deferJob, failJob, type JobRow, releaseJobs } from './queue.js';
 
 export class LostClaimError extends Error {
   override readonly name = 'LostClaimError';
+}
+
+/** Thrown by a handler that cannot run yet (e.g. a rate limit): retried later, not a failure. */
+export class DeferJobError extends Error {
+  override readonly name = 'DeferJobError';
+  constructor(
+    readonly delayMs: number,
+    reason: string,
+  ) {
+    super(reason);
+  }
 }
 
 export interface JobContext {
@@ -136,6 +147,11 @@ export class Worker {
     } catch (err) {
       if (err instanceof LostClaimError) {
         log.warn('claim expired before the job finished; its new owner will write the results');
+        return;
+      }
+      if (err instanceof DeferJobError) {
+        await deferJob(this.o.prisma, job.id, this.id, err.delayMs).catch(() => {});
+        log.info({ delayMs: err.delayMs, reason: err.message }, 'job deferred');
         return;
       }
       // Full jitter, exponential, capped at an hour.

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { JobHandler } from '../jobs/worker.js';
+import { DeferJobError, type JobHandler } from '../jobs/worker.js';
 import type { Services } from '../services.js';
 import { guardCandidates } from './guard.js';
 import {
@@ -10,6 +10,7 @@ import {
   searchLayer,
   supersedeMemory,
 } from './store.js';
+import type { ExistingMemory, MemoryCandidate } from './types.js';
 
 export const EXTRACT_MEMORIES = 'extract_memories';
 
@@ -18,6 +19,9 @@ const StoredRecall = z.object({
   profile: z.array(z.object({ id: z.string() })),
   relationship: z.array(z.object({ id: z.string() })),
 });
+/** Similar memories per layer shown to the extractor, so it neither repeats nor contradicts them. */
+const SIMILAR_PER_LAYER = 5;
+const RATE_WINDOW_MS = 60_000;
 
 /**
  * Turns one chat turn into memories: extract → guard → batch-embed → dedup/supersede →
@@ -40,6 +44,7 @@ export function extractMemoriesHandler(s: Services): JobHandler {
       await s.prisma.$transaction((tx) => ctx.complete(tx));
       return;
     }
+    const userId = reply.userId;
     const { instance } = reply.session;
     const prior = await s.prisma.message.findMany({
       where: { sessionId: reply.sessionId, createdAt: { lt: userMessage.createdAt } },
@@ -47,15 +52,6 @@ export function extractMemoriesHandler(s: Services): JobHandler {
       take: 4,
       select: { role: true, content: true },
     });
-    const recalled = StoredRecall.safeParse(reply.recall);
-    const recalledIds = recalled.success
-      ? [...recalled.data.profile, ...recalled.data.relationship].map((r) => r.id)
-      : [];
-    const existing = (await findMemoriesByIds(s.prisma, recalledIds)).map((m) => ({
-      id: m.id,
-      content: m.content,
-      layer: layerOf(m),
-    }));
 
     const candidates = guardCandidates(
       await s.extractor.extract({
@@ -67,7 +63,12 @@ export function extractMemoriesHandler(s: Services): JobHandler {
         })),
         messageTime: userMessage.createdAt,
         personaName: instance.persona.name,
-        existing,
+        existing: await existingMemories(
+          s,
+          { userId, instanceId: instance.id },
+          userMessage.content,
+          reply.recall,
+        ),
       }),
       { maxChars: s.config.memoryMaxChars, maxCount: s.config.memoryMaxPerTurn },
       s.logger,
@@ -81,64 +82,123 @@ export function extractMemoriesHandler(s: Services): JobHandler {
         : [];
 
     await s.prisma.$transaction(async (tx) => {
-      // One writer per user at a time, so the near-duplicate check below sees every row
-      // that a concurrent job of the same user wrote.
-      await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${reply.userId}, 0))`;
+      // One writer per user at a time, so the rate count and the near-duplicate check below
+      // see every row that a concurrent job of the same user wrote.
+      await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${userId}, 0))`;
+      await enforceWriteRate(tx, userId, candidates.length, s.config.memoryWritesPerMinute);
       for (const [i, c] of candidates.entries()) {
         const embedding = vectors[i];
         if (!embedding) throw new Error('embedder returned fewer vectors than inputs');
         const scope: LayerScope = {
-          userId: reply.userId,
+          userId,
           instanceId: c.layer === 'PROFILE' ? null : instance.id,
         };
-        const [nearest] = await searchLayer(tx, scope, {
-          embedding,
-          model: s.embedder.model,
-          k: 1,
-        });
-        if (
-          nearest &&
-          nearest.score >= s.config.dedupThreshold &&
-          nearest.memory.id !== c.supersedes
-        ) {
-          s.logger.debug({ job: job.id, near: nearest.memory.id }, 'near-duplicate memory skipped');
-          continue;
-        }
-        const id = await insertMemory(tx, {
-          scope,
-          content: c.content,
-          category: c.category,
-          confidence: c.confidence ?? null,
-          embedding,
-          embeddingModel: s.embedder.model,
+        await writeCandidate(tx, s, scope, c, embedding, {
+          jobId: job.id,
+          workerId: ctx.workerId,
           sourceMessageId: userMessage.id,
           sourceSessionId: reply.sessionId,
-        });
-        if (!id) continue;
-        const history: {
-          memoryId: string;
-          action: 'ADDED' | 'SUPERSEDED';
-          oldContent: string | null;
-        }[] = [{ memoryId: id, action: 'ADDED', oldContent: null }];
-        if (c.supersedes) {
-          const old = await supersedeMemory(tx, scope, c.supersedes, id);
-          if (old) {
-            history.push({ memoryId: old.id, action: 'SUPERSEDED', oldContent: old.content });
-          }
-        }
-        await tx.memoryHistory.createMany({
-          data: history.map((h) => ({
-            ...h,
-            newContent: c.content,
-            userId: reply.userId,
-            instanceId: scope.instanceId,
-            actorType: 'worker',
-            actorId: ctx.workerId,
-            jobId: job.id,
-          })),
         });
       }
       await ctx.complete(tx);
     });
   };
+}
+
+type Tx = Parameters<Parameters<Services['prisma']['$transaction']>[0]>[0];
+
+/** The memories recalled into the turn plus the most similar ones of each layer. */
+async function existingMemories(
+  s: Services,
+  scope: { userId: string; instanceId: string },
+  text: string,
+  recall: unknown,
+): Promise<ExistingMemory[]> {
+  const stored = StoredRecall.safeParse(recall);
+  const ids = stored.success
+    ? [...stored.data.profile, ...stored.data.relationship].map((r) => r.id)
+    : [];
+  const [embedding] = await s.embedder.embed([text], 'query');
+  if (!embedding) throw new Error('embedder returned no vector');
+  const query = { embedding, model: s.embedder.model, k: SIMILAR_PER_LAYER };
+  const [profile, relationship, recalled] = await Promise.all([
+    searchLayer(s.prisma, { userId: scope.userId, instanceId: null }, query),
+    searchLayer(s.prisma, scope, query),
+    findMemoriesByIds(s.prisma, ids),
+  ]);
+  const byId = new Map<string, ExistingMemory>();
+  for (const m of [
+    ...recalled,
+    ...profile.map((r) => r.memory),
+    ...relationship.map((r) => r.memory),
+  ]) {
+    // A recalled memory may have been superseded since the turn: only live ones count.
+    if (m.supersededById === null && m.userId === scope.userId) {
+      byId.set(m.id, { id: m.id, content: m.content, layer: layerOf(m) });
+    }
+  }
+  return [...byId.values()];
+}
+
+/**
+ * Per-user write budget over a sliding minute. Over budget, the whole job is deferred until
+ * the window has room: nothing is dropped, and a burst of turns cannot flood the table.
+ */
+async function enforceWriteRate(tx: Tx, userId: string, incoming: number, perMinute: number) {
+  if (incoming === 0) return;
+  const [row] = await tx.$queryRaw<{ n: bigint; oldest: Date | null }[]>`
+    SELECT count(*) AS n, min(created_at) AS oldest FROM memory_history
+    WHERE user_id = ${userId}::uuid AND action = 'ADDED' AND actor_type = 'worker'
+      AND created_at > now() - make_interval(secs => ${RATE_WINDOW_MS / 1000})`;
+  const recent = Number(row?.n ?? 0);
+  // An empty window always admits one job, so a budget smaller than a turn still progresses.
+  if (recent === 0 || recent + incoming <= perMinute) return;
+  const oldest = row?.oldest?.getTime() ?? Date.now();
+  throw new DeferJobError(
+    Math.max(1000, oldest + RATE_WINDOW_MS - Date.now()),
+    'memory write rate limit',
+  );
+}
+
+async function writeCandidate(
+  tx: Tx,
+  s: Services,
+  scope: LayerScope,
+  c: MemoryCandidate,
+  embedding: number[],
+  origin: { jobId: string; workerId: string; sourceMessageId: string; sourceSessionId: string },
+): Promise<void> {
+  const [nearest] = await searchLayer(tx, scope, { embedding, model: s.embedder.model, k: 1 });
+  if (nearest && nearest.score >= s.config.dedupThreshold && nearest.memory.id !== c.supersedes) {
+    s.logger.debug({ job: origin.jobId, near: nearest.memory.id }, 'near-duplicate memory skipped');
+    return;
+  }
+  const id = await insertMemory(tx, {
+    scope,
+    content: c.content,
+    category: c.category,
+    confidence: c.confidence ?? null,
+    embedding,
+    embeddingModel: s.embedder.model,
+    sourceMessageId: origin.sourceMessageId,
+    sourceSessionId: origin.sourceSessionId,
+  });
+  if (!id) return;
+  const history: { memoryId: string; action: 'ADDED' | 'SUPERSEDED'; oldContent: string | null }[] =
+    [{ memoryId: id, action: 'ADDED', oldContent: null }];
+  if (c.supersedes) {
+    const old = await supersedeMemory(tx, scope, c.supersedes, id);
+    if (old) history.push({ memoryId: old.id, action: 'SUPERSEDED', oldContent: old.content });
+  }
+  await tx.memoryHistory.createMany({
+    data: history.map((h) => ({
+      ...h,
+      newContent: c.content,
+      userId: scope.userId,
+      instanceId: scope.instanceId,
+      actorType: 'worker',
+      actorId: origin.workerId,
+      jobId: origin.jobId,
+    })),
+  });
 }

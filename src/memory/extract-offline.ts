@@ -16,7 +16,7 @@ import type {
  * Known limits of a rule table:
  * - English only; sentences split on . ! ? and newlines ("Dr. Smith" splits wrongly).
  * - A sentence ending in "?" is skipped whole, even "I'm a nurse, and you?".
- * - Clauses split on ";" and on "and/but/so" before "I/my/we", nowhere else.
+ * - Clauses split on ";" and on "and/but/so" before "I/we", nowhere else.
  * - Verb agreement covers regular verbs and a list of irregular pasts; ambiguous forms
  *   ("I read") take the present. "I'd" is "would" unless a participle follows ("had").
  * - "we" always means the user and the persona, even in "we have an exam" (the user's class).

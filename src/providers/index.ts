@@ -28,7 +28,7 @@ export function createProviders(env: Env, logger: Logger): Providers {
           maxRetries: env.VOYAGE_MAX_RETRIES,
           logger,
         })
-      : new LocalEmbedder();
+      : new LocalEmbedder({ logger });
   if (env.LLM_PROVIDER === 'openrouter') {
     const openrouter = new OpenRouterChatModel({
       apiKey: env.OPENROUTER_API_KEY ?? '',

@@ -55,10 +55,13 @@ export async function createTestContext(
   });
   const database = await openTestDatabase();
   await upsertPersonas(database.db.prisma, DEFAULT_PERSONAS);
-  // The local embedder takes ~0.5 s to load: share it across contexts of one test file.
-  shared ??= createProviders(env, silentLogger);
+  // The local embedder takes ~0.5 s to load: share the offline providers across contexts of one
+  // test file; a context configured for other providers (e.g. the HTTP fakes) gets its own.
+  const offline = env.EMBEDDINGS_PROVIDER === 'local' && env.LLM_PROVIDER === 'offline';
+  if (offline && !shared) shared = createProviders(env, silentLogger);
+  const providers = offline && shared ? shared : createProviders(env, silentLogger);
   const services = createServices(env, database.db, silentLogger, {
-    ...shared,
+    ...providers,
     ...options.providers,
   });
   const worker = createWorker(env, services);

@@ -45,7 +45,6 @@ export class LocalEmbedder implements Embedder {
     this.logger = options.logger ?? silentLogger;
   }
 
-  /** USE has no query/document modes, so the input type changes nothing. */
   async embed(texts: readonly string[], _inputType?: EmbeddingInputType): Promise<number[][]> {
     if (texts.length === 0) return [];
     const model = await this.load();
@@ -53,7 +52,9 @@ export class LocalEmbedder implements Embedder {
     const vectors: number[][] = [];
     for (let start = 0; start < prepared.length; start += this.batchSize) {
       const batch = prepared.slice(start, start + this.batchSize);
-      const raw = await this.exclusive(() => model.embed(batch));
+      const raw = await this.exclusive(() => model.embed(batch)).catch((error: unknown) => {
+        throw new EmbeddingError('Local embedding failed', false, { cause: error });
+      });
       for (const vector of raw) vectors.push(normalise(vector));
     }
     return vectors;
