@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { TokenVerifier, Viewer } from './auth/tokens.js';
 import { createUserProvisioner } from './auth/users.js';
 import { AppError } from './errors.js';
 import type { Context } from './graphql/context.js';
 import { createErrorMasker } from './graphql/errors.js';
+import { useOperationLogging } from './graphql/logging.js';
 import { schema } from './graphql/schema.js';
 import type { Services } from './services.js';
 
@@ -39,8 +41,21 @@ export function createApp(options: AppOptions): App {
     graphqlEndpoint: '/graphql',
     landingPage: false,
     graphiql: options.production ? false : { title: 'Companion API' },
-    maskedErrors: { maskError: createErrorMasker(services.logger) },
+    maskedErrors: { maskError: createErrorMasker() },
     logging: false,
+    plugins: [
+      useOperationLogging(),
+      usePrometheus({
+        registry: services.metrics.registry,
+        // Served by src/http.ts (with its optional token), not by yoga.
+        endpoint: false,
+        metrics: {
+          graphql_yoga_http_duration: true,
+          graphql_envelop_request_duration: true,
+          graphql_envelop_error_result: true,
+        },
+      }),
+    ],
     context: async ({ request }) => {
       const incoming = request.headers.get('x-request-id');
       const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();

@@ -2,10 +2,17 @@ import { DEV_USER_ID, loadDevSecret } from './auth/dev.js';
 import { type AuthConfig, mintToken } from './auth/tokens.js';
 import { type Database, openDatabase } from './db/client.js';
 import type { Env } from './env.js';
+import { queueDepth } from './jobs/queue.js';
 import { Worker } from './jobs/worker.js';
 import type { Logger } from './logger.js';
 import { EXTRACT_MEMORIES, extractMemoriesHandler } from './memory/extract-job.js';
+import { Metrics } from './metrics.js';
 import { createProviders, type Providers } from './providers/index.js';
+import {
+  instrumentChat,
+  instrumentEmbedder,
+  instrumentExtractor,
+} from './providers/instrumented.js';
 import type { Services, TurnConfig } from './services.js';
 
 export function turnConfigFrom(env: Env): TurnConfig {
@@ -38,6 +45,7 @@ export function createWorker(env: Env, services: Services): Worker {
     pollMs: env.WORKER_POLL_MS,
     claimTimeoutMs: env.JOB_CLAIM_TIMEOUT_MS,
     retryBaseMs: env.JOB_RETRY_BASE_MS,
+    metrics: services.metrics,
   });
 }
 
@@ -47,12 +55,18 @@ export function createServices(
   db: Database,
   logger: Logger,
   providers: Providers = createProviders(env, logger),
+  options: { defaultMetrics?: boolean } = {},
 ): Services & { setWake(fn: () => void): void } {
   let wake = () => {};
+  const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? false });
+  metrics.registerQueueGauges(() => queueDepth(db.prisma));
   return {
     prisma: db.prisma,
-    ...providers,
+    embedder: instrumentEmbedder(providers.embedder, metrics),
+    chat: instrumentChat(providers.chat, metrics),
+    extractor: instrumentExtractor(providers.extractor, metrics),
     logger,
+    metrics,
     config: turnConfigFrom(env),
     wakeWorker: () => wake(),
     setWake: (fn) => {

@@ -206,6 +206,11 @@ export const envSchema = z.object({
     .max(100)
     .default(5)
     .describe('Attempts before a job is dead.'),
+  METRICS_TOKEN: z
+    .string()
+    .min(16)
+    .optional()
+    .describe('If set, GET /metrics requires `Authorization: Bearer <token>`.'),
   SHUTDOWN_TIMEOUT_MS: z.coerce
     .number()
     .int()

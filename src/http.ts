@@ -1,27 +1,57 @@
-import { createServer, type Server } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { App } from './app.js';
 import type { Database } from './db/client.js';
+import type { Worker } from './jobs/worker.js';
+import type { Metrics } from './metrics.js';
+
+export interface HttpOptions {
+  app: App;
+  db: Database;
+  metrics: Metrics;
+  worker: Worker | null;
+  /** When set, /metrics requires `Authorization: Bearer <token>`. */
+  metricsToken?: string;
+}
+
+function bearerMatches(req: IncomingMessage, token: string): boolean {
+  const given = Buffer.from(req.headers.authorization ?? '');
+  const expected = Buffer.from(`Bearer ${token}`);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
 
 /**
- * The HTTP server: liveness and readiness beside the GraphQL app. Readiness pings the
- * database, so Fly (and load balancers) stop routing to a machine that lost it.
+ * The HTTP server: liveness, readiness and metrics beside the GraphQL app. Readiness pings
+ * the database (and reports the worker), so Fly stops routing to a machine that lost it.
  */
-export function createHttpServer(app: App, db: Database): Server {
+export function createHttpServer(o: HttpOptions): Server {
+  const json = (status: number, body: unknown) => ({ status, body: JSON.stringify(body) });
   return createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    if (path === '/health') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
-      return;
-    }
+    let reply: { status: number; body: string } | null = null;
+    if (path === '/health') reply = json(200, { status: 'ok' });
     if (path === '/ready') {
+      const worker = o.worker ? { id: o.worker.id, ...o.worker.status() } : 'disabled';
       try {
-        await db.driver.query('SELECT 1');
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ready"}');
+        await o.db.driver.query('SELECT 1');
+        reply = json(200, { status: 'ready', database: 'ok', worker });
       } catch {
-        res.writeHead(503, { 'content-type': 'application/json' }).end('{"status":"unavailable"}');
+        reply = json(503, { status: 'unavailable', database: 'unreachable', worker });
       }
+    }
+    if (path === '/metrics') {
+      if (o.metricsToken && !bearerMatches(req, o.metricsToken)) {
+        reply = json(401, { error: 'metrics token required' });
+      } else {
+        res.writeHead(200, { 'content-type': o.metrics.registry.contentType });
+        res.end(await o.metrics.registry.metrics());
+        return;
+      }
+    }
+    if (reply) {
+      res.writeHead(reply.status, { 'content-type': 'application/json' }).end(reply.body);
       return;
     }
-    app(req, res);
+    o.app(req, res);
   });
 }

@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   const seeded = await seedDefaultPersonasIfEmpty(db.prisma);
   if (seeded > 0) logger.info({ seeded }, 'seeded default personas');
 
-  const services = createServices(env, db, logger);
+  const services = createServices(env, db, logger, undefined, { defaultMetrics: true });
   const worker = env.WORKER_ENABLED ? createWorker(env, services) : null;
   if (worker) {
     services.setWake(() => worker.wake());
@@ -31,7 +31,13 @@ async function main(): Promise<void> {
     verifyToken: createVerifier(auth.config),
     production: env.NODE_ENV === 'production',
   });
-  const server = createHttpServer(app, db);
+  const server = createHttpServer({
+    app,
+    db,
+    metrics: services.metrics,
+    worker,
+    metricsToken: env.METRICS_TOKEN,
+  });
   await new Promise<void>((resolve) => server.listen(env.PORT, env.HOST, resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : env.PORT;

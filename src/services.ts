@@ -1,6 +1,7 @@
 import type { PrismaClient } from '@prisma/client';
 import type { Logger } from './logger.js';
 import type { MemoryExtractor } from './memory/types.js';
+import type { Metrics } from './metrics.js';
 import type { Embedder } from './providers/embeddings/types.js';
 import type { ChatModel } from './providers/llm/types.js';
 
@@ -25,6 +26,7 @@ export interface Services {
   chat: ChatModel;
   extractor: MemoryExtractor;
   logger: Logger;
+  metrics: Metrics;
   config: TurnConfig;
   /** Tells the in-process worker that a job is waiting (no-op when it runs elsewhere). */
   wakeWorker(): void;

@@ -63,7 +63,7 @@ export async function sendMessage(s: Services, input: SendMessageInput): Promise
 
   const { persona } = session.instance;
   const recalled = await recallForTurn(
-    { db: s.prisma, embedder: s.embedder, logger: s.logger },
+    { db: s.prisma, embedder: s.embedder, logger: s.logger, metrics: s.metrics },
     { userId: input.userId, instanceId: session.instanceId },
     content,
     {

@@ -1,17 +1,16 @@
 import { Prisma } from '@prisma/client';
 import { GraphQLError } from 'graphql';
 import { AppError } from '../errors.js';
-import type { Logger } from '../logger.js';
 
 const unexpected = () =>
   new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
 
 /**
  * The one place errors become what clients see. Expected failures (AppError, GraphQLErrors we
- * raised with a code) keep their message and `extensions.code`; everything else is logged
- * with the request id and masked.
+ * raised with a code) keep their message and `extensions.code`; everything else is masked
+ * (and logged with the request id by src/graphql/logging.ts).
  */
-export function createErrorMasker(logger: Logger) {
+export function createErrorMasker() {
   return (error: unknown, _message: string): Error => {
     const graphqlError = error instanceof GraphQLError ? error : undefined;
     const original = graphqlError ? graphqlError.originalError : error;
@@ -32,7 +31,6 @@ export function createErrorMasker(logger: Logger) {
     if (original instanceof Prisma.PrismaClientKnownRequestError && original.code === 'P2023') {
       return new GraphQLError('Malformed id.', { ...at, extensions: { code: 'BAD_USER_INPUT' } });
     }
-    logger.error({ err: original ?? error, path: graphqlError?.path }, 'unexpected error');
     const masked = unexpected();
     return at.path
       ? new GraphQLError(masked.message, { ...at, extensions: masked.extensions })

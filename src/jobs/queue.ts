@@ -114,12 +114,27 @@ export async function releaseJobs(db: Db, workerId: string): Promise<number> {
     WHERE locked_by = ${workerId} AND status = 'RUNNING'`;
 }
 
-export async function queueDepth(
-  db: Db,
-): Promise<{ pending: number; running: number; dead: number }> {
-  const rows = await db.$queryRaw<{ status: string; n: bigint }[]>`
-    SELECT status::text AS status, count(*) AS n FROM jobs
-    WHERE status IN ('PENDING', 'RUNNING', 'DEAD') GROUP BY status`;
-  const get = (s: string) => Number(rows.find((r) => r.status === s)?.n ?? 0);
-  return { pending: get('PENDING'), running: get('RUNNING'), dead: get('DEAD') };
+export interface QueueDepth {
+  pending: number;
+  running: number;
+  dead: number;
+  /** Age of the oldest job that is due and not yet claimed (0 when none). */
+  oldestPendingSeconds: number;
+}
+
+export async function queueDepth(db: Db): Promise<QueueDepth> {
+  const [row] = await db.$queryRaw<
+    { pending: bigint; running: bigint; dead: bigint; oldest: number | null }[]
+  >`
+    SELECT count(*) FILTER (WHERE status = 'PENDING') AS pending,
+      count(*) FILTER (WHERE status = 'RUNNING') AS running,
+      count(*) FILTER (WHERE status = 'DEAD') AS dead,
+      extract(epoch FROM now() - min(run_at) FILTER (WHERE status = 'PENDING' AND run_at <= now()))::float8 AS oldest
+    FROM jobs WHERE status <> 'DONE'`;
+  return {
+    pending: Number(row?.pending ?? 0),
+    running: Number(row?.running ?? 0),
+    dead: Number(row?.dead ?? 0),
+    oldestPendingSeconds: Math.max(0, Number(row?.oldest ?? 0)),
+  };
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Prisma, PrismaClient } from '@prisma/client';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
 import { claimJobs, completeJob, deferJob, failJob, type JobRow, releaseJobs } from './queue.js';
 
 export class LostClaimError extends Error {
@@ -40,6 +41,7 @@ export interface WorkerOptions {
   claimTimeoutMs: number;
   retryBaseMs: number;
   workerId?: string;
+  metrics?: Metrics;
 }
 
 /**
@@ -63,6 +65,10 @@ export class Worker {
     if (this.running) return;
     this.running = true;
     this.loop = this.run();
+  }
+
+  status(): { running: boolean; inFlight: number } {
+    return { running: this.running, inFlight: this.inFlight.size };
   }
 
   /** A job was enqueued: look now instead of at the next poll. */
@@ -143,14 +149,17 @@ export class Worker {
           if (!(await completeJob(tx, job.id, this.id))) throw new LostClaimError(job.id);
         },
       });
+      this.count(job, 'done');
       log.debug('job done');
     } catch (err) {
       if (err instanceof LostClaimError) {
+        this.count(job, 'lost');
         log.warn('claim expired before the job finished; its new owner will write the results');
         return;
       }
       if (err instanceof DeferJobError) {
         await deferJob(this.o.prisma, job.id, this.id, err.delayMs).catch(() => {});
+        this.count(job, 'deferred');
         log.info({ delayMs: err.delayMs, reason: err.message }, 'job deferred');
         return;
       }
@@ -161,7 +170,12 @@ export class Worker {
       const outcome = await failJob(this.o.prisma, job, this.id, message, delay).catch(
         () => 'lost',
       );
+      this.count(job, outcome);
       log.warn({ err, outcome }, outcome === 'dead' ? 'job is dead' : 'job failed; will retry');
     }
+  }
+
+  private count(job: JobRow, outcome: string): void {
+    this.o.metrics?.jobOutcomes.inc({ kind: job.kind, outcome });
   }
 }

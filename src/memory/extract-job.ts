@@ -53,26 +53,28 @@ export function extractMemoriesHandler(s: Services): JobHandler {
       select: { role: true, content: true },
     });
 
+    const extracted = await s.extractor.extract({
+      userMessage: userMessage.content,
+      reply: reply.content,
+      priorMessages: prior.reverse().map((m) => ({
+        role: m.role === 'USER' ? ('user' as const) : ('assistant' as const),
+        content: m.content,
+      })),
+      messageTime: userMessage.createdAt,
+      personaName: instance.persona.name,
+      existing: await existingMemories(
+        s,
+        { userId, instanceId: instance.id },
+        userMessage.content,
+        reply.recall,
+      ),
+    });
     const candidates = guardCandidates(
-      await s.extractor.extract({
-        userMessage: userMessage.content,
-        reply: reply.content,
-        priorMessages: prior.reverse().map((m) => ({
-          role: m.role === 'USER' ? ('user' as const) : ('assistant' as const),
-          content: m.content,
-        })),
-        messageTime: userMessage.createdAt,
-        personaName: instance.persona.name,
-        existing: await existingMemories(
-          s,
-          { userId, instanceId: instance.id },
-          userMessage.content,
-          reply.recall,
-        ),
-      }),
+      extracted,
       { maxChars: s.config.memoryMaxChars, maxCount: s.config.memoryMaxPerTurn },
       s.logger,
     );
+    s.metrics.memoryWrites.inc({ outcome: 'dropped' }, extracted.length - candidates.length);
     const vectors =
       candidates.length > 0
         ? await s.embedder.embed(
@@ -171,6 +173,7 @@ async function writeCandidate(
   const [nearest] = await searchLayer(tx, scope, { embedding, model: s.embedder.model, k: 1 });
   if (nearest && nearest.score >= s.config.dedupThreshold && nearest.memory.id !== c.supersedes) {
     s.logger.debug({ job: origin.jobId, near: nearest.memory.id }, 'near-duplicate memory skipped');
+    s.metrics.memoryWrites.inc({ outcome: 'duplicate' });
     return;
   }
   const id = await insertMemory(tx, {
@@ -183,12 +186,19 @@ async function writeCandidate(
     sourceMessageId: origin.sourceMessageId,
     sourceSessionId: origin.sourceSessionId,
   });
-  if (!id) return;
+  if (!id) {
+    s.metrics.memoryWrites.inc({ outcome: 'duplicate' });
+    return;
+  }
+  s.metrics.memoryWrites.inc({ outcome: 'added' });
   const history: { memoryId: string; action: 'ADDED' | 'SUPERSEDED'; oldContent: string | null }[] =
     [{ memoryId: id, action: 'ADDED', oldContent: null }];
   if (c.supersedes) {
     const old = await supersedeMemory(tx, scope, c.supersedes, id);
-    if (old) history.push({ memoryId: old.id, action: 'SUPERSEDED', oldContent: old.content });
+    if (old) {
+      history.push({ memoryId: old.id, action: 'SUPERSEDED', oldContent: old.content });
+      s.metrics.memoryWrites.inc({ outcome: 'superseded' });
+    }
   }
   await tx.memoryHistory.createMany({
     data: history.map((h) => ({

@@ -1,4 +1,5 @@
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
 import type { Embedder } from '../providers/embeddings/types.js';
 import { type Db, type ScoredMemory, searchLayer } from './store.js';
 
@@ -20,7 +21,7 @@ export interface RecallResult {
  * concurrently. A failure here must never fail the chat: it degrades to no memories.
  */
 export async function recallForTurn(
-  deps: { db: Db; embedder: Embedder; logger: Logger },
+  deps: { db: Db; embedder: Embedder; logger: Logger; metrics: Metrics },
   scope: { userId: string; instanceId: string },
   text: string,
   options: RecallOptions,
@@ -37,8 +38,11 @@ export async function recallForTurn(
       ),
       searchLayer(deps.db, scope, { ...query, k: options.relationshipK }),
     ]);
+    deps.metrics.recallHits.inc({ layer: 'profile' }, profile.length);
+    deps.metrics.recallHits.inc({ layer: 'relationship' }, relationship.length);
     return { profile, relationship };
   } catch (err) {
+    deps.metrics.recallFailures.inc();
     deps.logger.warn({ err, userId: scope.userId }, 'recall failed; answering without memories');
     return { profile: [], relationship: [], error: (err as Error).message };
   }

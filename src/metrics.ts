@@ -1,0 +1,102 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * Prometheus metrics of one server instance (own registry, so tests can build many apps).
+ * Domain code records through this object; GraphQL operation metrics come from yoga's
+ * prometheus plugin on the same registry.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly providerDuration = new Histogram({
+    name: 'companion_provider_call_duration_seconds',
+    help: 'Embedding and LLM calls by provider, operation and outcome.',
+    labelNames: ['provider', 'operation', 'outcome'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  readonly recallHits = new Counter({
+    name: 'companion_recall_memories_total',
+    help: 'Memories recalled into turns, by layer.',
+    labelNames: ['layer'] as const,
+    registers: [this.registry],
+  });
+
+  readonly recallFailures = new Counter({
+    name: 'companion_recall_failures_total',
+    help: 'Turns answered without memories because embedding or recall failed.',
+    registers: [this.registry],
+  });
+
+  readonly memoryWrites = new Counter({
+    name: 'companion_memory_writes_total',
+    help: 'Extracted memory candidates by outcome (added, duplicate, superseded, dropped).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly jobOutcomes = new Counter({
+    name: 'companion_jobs_total',
+    help: 'Job runs by kind and outcome (done, retry, dead, deferred, lost).',
+    labelNames: ['kind', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Times a provider call and records its outcome. */
+  async time<T>(provider: string, operation: string, fn: () => Promise<T>): Promise<T> {
+    const end = this.providerDuration.startTimer({ provider, operation });
+    try {
+      const result = await fn();
+      end({ outcome: 'ok' });
+      return result;
+    } catch (err) {
+      end({ outcome: 'error' });
+      throw err;
+    }
+  }
+
+  /**
+   * Queue gauges, read from the database when Prometheus scrapes (at most every 5 s), so an
+   * API-only machine still reports the queue that separate workers drain.
+   */
+  registerQueueGauges(
+    read: () => Promise<{
+      pending: number;
+      running: number;
+      dead: number;
+      oldestPendingSeconds: number;
+    }>,
+  ) {
+    let cache: { at: number; value: Promise<Awaited<ReturnType<typeof read>>> } | null = null;
+    const current = () => {
+      if (!cache || Date.now() - cache.at > 5000) cache = { at: Date.now(), value: read() };
+      return cache.value;
+    };
+    const gauge = (
+      name: string,
+      help: string,
+      pick: (q: Awaited<ReturnType<typeof read>>) => number,
+    ) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        async collect() {
+          this.set(pick(await current()));
+        },
+      });
+    gauge('companion_jobs_pending', 'Jobs waiting to run.', (q) => q.pending);
+    gauge('companion_jobs_running', 'Jobs claimed by a worker.', (q) => q.running);
+    gauge('companion_jobs_dead', 'Jobs that used up their attempts.', (q) => q.dead);
+    gauge(
+      'companion_jobs_oldest_pending_seconds',
+      'Age of the oldest due job.',
+      (q) => q.oldestPendingSeconds,
+    );
+  }
+}
