@@ -16,8 +16,12 @@ async function main(): Promise<void> {
   const env = parseEnv();
   const logger = createLogger(env.LOG_LEVEL);
   const db = await openConfiguredDatabase(env, logger);
-  const seeded = await seedDefaultPersonasIfEmpty(db.prisma);
-  if (seeded > 0) logger.info({ seeded }, 'seeded default personas');
+  // A development database starts with the default personas; production gets its own
+  // (npm run personas -- import <file>), never demo characters by surprise.
+  if (env.NODE_ENV !== 'production') {
+    const seeded = await seedDefaultPersonasIfEmpty(db.prisma);
+    if (seeded > 0) logger.info({ seeded }, 'seeded default personas');
+  }
 
   const services = createServices(env, db, logger, undefined, { defaultMetrics: true });
   const worker = env.WORKER_ENABLED ? createWorker(env, services) : null;
