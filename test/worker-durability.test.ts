@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { claimJobs } from '../src/jobs/queue.js';
+import { claimJobs, completeJob } from '../src/jobs/queue.js';
 import { Worker } from '../src/jobs/worker.js';
 import { silentLogger } from '../src/logger.js';
 import { EXTRACT_MEMORIES, extractMemoriesHandler } from '../src/memory/extract-job.js';
@@ -72,5 +72,21 @@ describe('the extraction job survives a dead worker', () => {
     await t.drainJobs();
     const rows = await memoriesOf(user.id);
     expect(rows.filter((m) => /welder/i.test(m.content))).toHaveLength(1);
+  });
+
+  it('a worker that re-claims its own stale job holds a new claim; the old one cannot finish it', async () => {
+    const user = await t.newUser();
+    const personas = await personaIds(t, user.token);
+    const { sessionId } = await startChat(t, user.token, personas.mira as string);
+    await send(t, user.token, sessionId, 'I grow tomatoes');
+    const prisma = t.services.prisma;
+    const [first] = await claimJobs(prisma, 'same-worker', 1, 60_000);
+    await prisma.$executeRaw`UPDATE jobs SET locked_at = now() - interval '1 hour'`;
+    const [second] = await claimJobs(prisma, 'same-worker', 1, 60_000);
+    if (!first || !second) throw new Error('expected two claims');
+    expect(second.id).toBe(first.id);
+    expect(second.claim).not.toBe(first.claim);
+    expect(await completeJob(prisma, first)).toBe(false);
+    expect(await completeJob(prisma, second)).toBe(true);
   });
 });

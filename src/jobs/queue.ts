@@ -16,6 +16,11 @@ export interface JobRow {
   attempts: number;
   maxAttempts: number;
   userId: string | null;
+  /**
+   * This claim's token (`<worker id>:<uuid>`), stored in locked_by. Completion and failure
+   * check it, so even the same worker re-claiming its own stale job holds two distinct claims.
+   */
+  claim: string;
 }
 
 export interface NewJob {
@@ -47,7 +52,8 @@ export async function claimJobs(
   claimTimeoutMs: number,
 ): Promise<JobRow[]> {
   return db.$queryRaw<JobRow[]>`
-    UPDATE jobs SET status = 'RUNNING', locked_at = now(), locked_by = ${workerId},
+    UPDATE jobs SET status = 'RUNNING', locked_at = now(),
+      locked_by = ${workerId} || ':' || gen_random_uuid()::text,
       attempts = attempts + 1, updated_at = now()
     WHERE id IN (
       SELECT id FROM jobs
@@ -57,27 +63,26 @@ export async function claimJobs(
       FOR UPDATE SKIP LOCKED
       LIMIT ${limit})
     RETURNING id, kind, dedupe_key AS "dedupeKey", payload, attempts, max_attempts AS "maxAttempts",
-      user_id AS "userId"`;
+      user_id AS "userId", locked_by AS claim`;
 }
 
 /**
- * Marks a job done if this worker still holds its claim. Call it inside the transaction that
+ * Marks a job done if its claim is still the current one. Call it inside the transaction that
  * writes the job's results: when it returns false, roll back, because another worker has
  * taken the job over and will write them.
  */
-export async function completeJob(db: Db, jobId: string, workerId: string): Promise<boolean> {
+export async function completeJob(db: Db, job: Pick<JobRow, 'id' | 'claim'>): Promise<boolean> {
   const n = await db.$executeRaw`
     UPDATE jobs SET status = 'DONE', finished_at = now(), locked_at = NULL, last_error = NULL,
       updated_at = now()
-    WHERE id = ${jobId}::uuid AND locked_by = ${workerId} AND status = 'RUNNING'`;
+    WHERE id = ${job.id}::uuid AND locked_by = ${job.claim} AND status = 'RUNNING'`;
   return n === 1;
 }
 
 /** Schedules a retry after `delayMs`, or marks the job dead once attempts are used up. */
 export async function failJob(
   db: Db,
-  job: Pick<JobRow, 'id' | 'attempts' | 'maxAttempts'>,
-  workerId: string,
+  job: Pick<JobRow, 'id' | 'attempts' | 'maxAttempts' | 'claim'>,
   error: string,
   delayMs: number,
 ): Promise<'retry' | 'dead' | 'lost'> {
@@ -88,7 +93,7 @@ export async function failJob(
       run_at = now() + make_interval(secs => ${delayMs / 1000}),
       locked_at = NULL, locked_by = NULL, last_error = ${error.slice(0, 2000)},
       finished_at = ${dead ? new Date() : null}, updated_at = now()
-    WHERE id = ${job.id}::uuid AND locked_by = ${workerId} AND status = 'RUNNING'`;
+    WHERE id = ${job.id}::uuid AND locked_by = ${job.claim} AND status = 'RUNNING'`;
   if (n !== 1) return 'lost';
   return dead ? 'dead' : 'retry';
 }
@@ -96,14 +101,13 @@ export async function failJob(
 /** Puts a claimed job back to wait `delayMs`, without counting the attempt. */
 export async function deferJob(
   db: Db,
-  jobId: string,
-  workerId: string,
+  job: Pick<JobRow, 'id' | 'claim'>,
   delayMs: number,
 ): Promise<void> {
   await db.$executeRaw`
     UPDATE jobs SET status = 'PENDING', run_at = now() + make_interval(secs => ${delayMs / 1000}),
       locked_at = NULL, locked_by = NULL, attempts = GREATEST(attempts - 1, 0), updated_at = now()
-    WHERE id = ${jobId}::uuid AND locked_by = ${workerId} AND status = 'RUNNING'`;
+    WHERE id = ${job.id}::uuid AND locked_by = ${job.claim} AND status = 'RUNNING'`;
 }
 
 /** On shutdown: give back claimed jobs without counting the attempt. */
@@ -111,7 +115,7 @@ export async function releaseJobs(db: Db, workerId: string): Promise<number> {
   return db.$executeRaw`
     UPDATE jobs SET status = 'PENDING', locked_at = NULL, locked_by = NULL,
       attempts = GREATEST(attempts - 1, 0), updated_at = now()
-    WHERE locked_by = ${workerId} AND status = 'RUNNING'`;
+    WHERE starts_with(locked_by, ${`${workerId}:`}) AND status = 'RUNNING'`;
 }
 
 export interface QueueDepth {

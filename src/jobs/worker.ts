@@ -146,7 +146,7 @@ export class Worker {
         workerId: this.id,
         signal: this.abort.signal,
         complete: async (tx) => {
-          if (!(await completeJob(tx, job.id, this.id))) throw new LostClaimError(job.id);
+          if (!(await completeJob(tx, job))) throw new LostClaimError(job.id);
         },
       });
       this.count(job, 'done');
@@ -158,7 +158,7 @@ export class Worker {
         return;
       }
       if (err instanceof DeferJobError) {
-        await deferJob(this.o.prisma, job.id, this.id, err.delayMs).catch(() => {});
+        await deferJob(this.o.prisma, job, err.delayMs).catch(() => {});
         this.count(job, 'deferred');
         log.info({ delayMs: err.delayMs, reason: err.message }, 'job deferred');
         return;
@@ -167,9 +167,7 @@ export class Worker {
       const delay =
         Math.min(this.o.retryBaseMs * 2 ** (job.attempts - 1), 3_600_000) * Math.random();
       const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-      const outcome = await failJob(this.o.prisma, job, this.id, message, delay).catch(
-        () => 'lost',
-      );
+      const outcome = await failJob(this.o.prisma, job, message, delay).catch(() => 'lost');
       this.count(job, outcome);
       log.warn({ err, outcome }, outcome === 'dead' ? 'job is dead' : 'job failed; will retry');
     }

@@ -1,5 +1,6 @@
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 
 /**
@@ -26,6 +27,12 @@ export interface OpenRouterFaults {
   retryAfter?: string;
   /** Models that always answer 404, as OpenRouter does for a model with no endpoints. */
   unknownModels?: string[];
+  /**
+   * Draw each request's fault from its own stream, seeded by `seed`, this key and how many
+   * earlier requests had the same key, instead of from one stream in arrival order. Concurrent
+   * clients arrive in a different order on every run; keyed draws keep a seeded run the same.
+   */
+  keyOf?: ((body: ChatBody) => string) | null;
 }
 
 // Loose: OpenRouter accepts many more parameters (provider routing, top_p, …).
@@ -44,6 +51,9 @@ export type ChatBody = z.infer<typeof bodySchema>;
 /** Scripts the assistant's reply to a request. */
 export type Responder = (body: ChatBody) => string;
 
+/** Milliseconds to hold a request before answering it (0: answer at once). */
+export type Delay = (body: ChatBody) => number;
+
 export interface OpenRouterRequest {
   headers: IncomingHttpHeaders;
   /** Null when the body was rejected with a 400. */
@@ -59,6 +69,8 @@ export interface OpenRouterFake {
   readonly faultsServed: number;
   setFaults(faults: OpenRouterFaults): void;
   setResponder(responder: Responder): void;
+  /** Keeps requests in flight for a while, e.g. so a test can kill a worker mid-job. */
+  setDelay(delay: Delay): void;
   close(): Promise<void>;
 }
 
@@ -67,11 +79,12 @@ export const echoResponder: Responder = (body) =>
   `echo: ${body.messages.findLast((m) => m.role === 'user')?.content ?? ''}`;
 
 export async function startOpenRouterFake(
-  options: { apiKey?: string; responder?: Responder } = {},
+  options: { apiKey?: string; responder?: Responder; delay?: Delay } = {},
 ): Promise<OpenRouterFake> {
   const apiKey = options.apiKey ?? 'openrouter-test-key';
   const requests: OpenRouterRequest[] = [];
   let responder = options.responder ?? echoResponder;
+  let delay: Delay = options.delay ?? (() => 0);
   let faults: Required<OpenRouterFaults> = defaults({});
   let random = mulberry32(0);
   let served = 0;
@@ -92,7 +105,7 @@ export async function startOpenRouterFake(
     if (!parsed.success) return sendError(res, 400, parsed.error.message);
     const body = parsed.data;
     record.body = body;
-    const fault = faults.unknownModels.includes(body.model) ? 'unknown-model' : nextFault();
+    const fault = faults.unknownModels.includes(body.model) ? 'unknown-model' : nextFault(body);
     record.fault = fault;
     if (fault === 'hang') return; // never answer; close() destroys the socket
     if (fault === '429') return sendError(res, 429, 'Rate limit exceeded', faults.retryAfter);
@@ -100,6 +113,11 @@ export async function startOpenRouterFake(
     if (fault === 'unknown-model')
       return sendError(res, 404, `No endpoints found for ${body.model}.`);
     if (fault === 'malformed-json') return sendRaw(res, 200, '{"id":"gen-1","choices":[{"mess');
+    const wait = delay(body);
+    if (wait > 0) {
+      await sleep(wait);
+      if (req.socket.destroyed) return; // the client gave up or died meanwhile
+    }
     const content = fault === 'empty-content' ? '' : responder(body);
     const promptTokens = body.messages.reduce((n, m) => n + words(m.content), 0);
     served += 1;
@@ -121,11 +139,20 @@ export async function startOpenRouterFake(
     );
   });
 
-  function nextFault(): OpenRouterFault | null {
+  function nextFault(body: ChatBody): OpenRouterFault | null {
     const queued = faults.queue.shift();
     if (queued) return queued;
-    if (faults.kinds.length === 0 || random() >= faults.probability) return null;
-    return faults.kinds[Math.floor(random() * faults.kinds.length)] ?? null;
+    const draw = faults.keyOf ? keyedDraw(faults.keyOf(body)) : random;
+    if (faults.kinds.length === 0 || draw() >= faults.probability) return null;
+    return faults.kinds[Math.floor(draw() * faults.kinds.length)] ?? null;
+  }
+
+  /** Per-key request counts for `keyOf` draws. */
+  const seen = new Map<string, number>();
+  function keyedDraw(key: string): () => number {
+    const n = seen.get(key) ?? 0;
+    seen.set(key, n + 1);
+    return mulberry32(fnv1a(`${faults.seed}:${n}:${key}`));
   }
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -140,9 +167,13 @@ export async function startOpenRouterFake(
     setFaults(next) {
       faults = defaults(next);
       random = mulberry32(faults.seed);
+      seen.clear();
     },
     setResponder(next) {
       responder = next;
+    },
+    setDelay(next) {
+      delay = next;
     },
     close: () =>
       new Promise<void>((resolve) => {
@@ -161,7 +192,17 @@ function defaults(f: OpenRouterFaults): Required<OpenRouterFaults> {
     seed: f.seed ?? 1,
     retryAfter: f.retryAfter ?? '0',
     unknownModels: f.unknownModels ?? [],
+    keyOf: f.keyOf ?? null,
   };
+}
+
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
 }
 
 function words(text: string): number {

@@ -110,6 +110,6 @@ export function dataOf<T>(res: GraphQLResponse<T>): T {
   return res.data;
 }
 
-export function codesOf(res: GraphQLResponse): unknown[] {
+export function codesOf<T>(res: GraphQLResponse<T>): unknown[] {
   return (res.errors ?? []).map((e) => e.extensions?.code);
 }
