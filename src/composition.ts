@@ -6,6 +6,7 @@ import { queueDepth } from './jobs/queue.js';
 import { Worker } from './jobs/worker.js';
 import type { Logger } from './logger.js';
 import { EXTRACT_MEMORIES, extractMemoriesHandler } from './memory/extract-job.js';
+import { LlmExtractor } from './memory/extract-llm.js';
 import { Metrics } from './metrics.js';
 import { createProviders, type Providers } from './providers/index.js';
 import {
@@ -60,6 +61,9 @@ export function createServices(
   let wake = () => {};
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? false });
   metrics.registerQueueGauges(() => queueDepth(db.prisma));
+  if (providers.extractor instanceof LlmExtractor) {
+    metrics.registerExtractionStats(providers.extractor.stats);
+  }
   return {
     prisma: db.prisma,
     embedder: instrumentEmbedder(providers.embedder, metrics),

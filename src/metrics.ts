@@ -61,6 +61,27 @@ export class Metrics {
   }
 
   /**
+   * Exposes an extractor's running totals (model output that had to be retried, skipped or
+   * discarded) as counters, read at scrape time.
+   */
+  registerExtractionStats(stats: object) {
+    const seen: Record<string, number> = {};
+    new Counter({
+      name: 'companion_extraction_events_total',
+      help: 'LLM extraction calls and output problems (retries, invalid items, unparseable turns).',
+      labelNames: ['event'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const [event, total] of Object.entries(stats) as [string, number][]) {
+          const delta = total - (seen[event] ?? 0);
+          if (delta > 0) this.inc({ event }, delta);
+          seen[event] = total;
+        }
+      },
+    });
+  }
+
+  /**
    * Queue gauges, read from the database when Prometheus scrapes (at most every 5 s), so an
    * API-only machine still reports the queue that separate workers drain.
    */

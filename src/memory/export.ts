@@ -1,0 +1,158 @@
+import type { PrismaClient } from '@prisma/client';
+
+/**
+ * Everything the server remembers about one user, as plain JSON: both memory layers, each
+ * memory with its audit history, and the history of memories deleted since (history outlives
+ * deletes, and it still holds their content). Never the embeddings: they are derived data,
+ * large, and meaningless outside this deployment's model.
+ *
+ * Four queries whatever the size (user, instances, memories, history), grouped in memory.
+ */
+export const EXPORT_FORMAT = 'companion-memory-export';
+export const EXPORT_VERSION = 1;
+
+export interface ExportedHistory {
+  id: string;
+  action: string;
+  oldContent: string | null;
+  newContent: string | null;
+  actorType: string;
+  actorId: string | null;
+  jobId: string | null;
+  createdAt: string;
+}
+
+export interface ExportedMemory {
+  id: string;
+  content: string;
+  category: string;
+  confidence: number | null;
+  embeddingModel: string;
+  sourceSessionId: string | null;
+  sourceMessageId: string | null;
+  createdAt: string;
+  updatedAt: string;
+  supersededAt: string | null;
+  supersededBy: string | null;
+  expiresAt: string | null;
+  history: ExportedHistory[];
+}
+
+export interface ExportedRelationship {
+  instanceId: string;
+  persona: { id: string; slug: string; name: string };
+  createdAt: string;
+  memories: ExportedMemory[];
+}
+
+export interface UserMemoryExport {
+  format: typeof EXPORT_FORMAT;
+  version: typeof EXPORT_VERSION;
+  exportedAt: string;
+  user: { id: string; createdAt: string };
+  /** Profile layer: facts every persona may know. */
+  profile: ExportedMemory[];
+  /** Relationship layer, one entry per persona instance (with or without memories). */
+  relationships: ExportedRelationship[];
+  /** History of memories that no longer exist (deleted or forgotten). */
+  deletedMemories: {
+    memoryId: string;
+    layer: 'PROFILE' | 'RELATIONSHIP';
+    instanceId: string | null;
+    history: ExportedHistory[];
+  }[];
+}
+
+const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
+
+function pushTo<T>(map: Map<string, T[]>, key: string, value: T): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
+
+/** The export of one user, or null when no such user exists. */
+export async function exportUserMemories(
+  prisma: PrismaClient,
+  userId: string,
+  now: Date = new Date(),
+): Promise<UserMemoryExport | null> {
+  const user = await prisma.user.findUnique({ where: { id: userId } });
+  if (!user) return null;
+  const order = [{ createdAt: 'asc' as const }, { id: 'asc' as const }];
+  const [instances, memories, history] = await Promise.all([
+    prisma.personaInstance.findMany({
+      where: { userId },
+      include: { persona: { select: { id: true, slug: true, name: true } } },
+      orderBy: order,
+    }),
+    // The vector column is `Unsupported` in the Prisma schema, so Prisma never selects it.
+    prisma.memory.findMany({ where: { userId }, orderBy: order }),
+    prisma.memoryHistory.findMany({ where: { userId }, orderBy: order }),
+  ]);
+
+  const historyOf = new Map<string, ExportedHistory[]>();
+  const deleted = new Map<string, UserMemoryExport['deletedMemories'][number]>();
+  const live = new Set(memories.map((m) => m.id));
+  for (const h of history) {
+    const row: ExportedHistory = {
+      id: h.id,
+      action: h.action,
+      oldContent: h.oldContent,
+      newContent: h.newContent,
+      actorType: h.actorType,
+      actorId: h.actorId,
+      jobId: h.jobId,
+      createdAt: h.createdAt.toISOString(),
+    };
+    if (live.has(h.memoryId)) {
+      pushTo(historyOf, h.memoryId, row);
+      continue;
+    }
+    const entry = deleted.get(h.memoryId) ?? {
+      memoryId: h.memoryId,
+      layer: h.instanceId === null ? ('PROFILE' as const) : ('RELATIONSHIP' as const),
+      instanceId: h.instanceId,
+      history: [],
+    };
+    entry.history.push(row);
+    deleted.set(h.memoryId, entry);
+  }
+
+  const byInstance = new Map<string, ExportedMemory[]>();
+  const profile: ExportedMemory[] = [];
+  for (const m of memories) {
+    const out: ExportedMemory = {
+      id: m.id,
+      content: m.content,
+      category: m.category,
+      confidence: m.confidence,
+      embeddingModel: m.embeddingModel,
+      sourceSessionId: m.sourceSessionId,
+      sourceMessageId: m.sourceMessageId,
+      createdAt: m.createdAt.toISOString(),
+      updatedAt: m.updatedAt.toISOString(),
+      supersededAt: iso(m.supersededAt),
+      supersededBy: m.supersededById,
+      expiresAt: iso(m.expiresAt),
+      history: historyOf.get(m.id) ?? [],
+    };
+    if (m.instanceId === null) profile.push(out);
+    else pushTo(byInstance, m.instanceId, out);
+  }
+
+  return {
+    format: EXPORT_FORMAT,
+    version: EXPORT_VERSION,
+    exportedAt: now.toISOString(),
+    user: { id: user.id, createdAt: user.createdAt.toISOString() },
+    profile,
+    relationships: instances.map((i) => ({
+      instanceId: i.id,
+      persona: i.persona,
+      createdAt: i.createdAt.toISOString(),
+      memories: byInstance.get(i.id) ?? [],
+    })),
+    deletedMemories: [...deleted.values()],
+  };
+}
