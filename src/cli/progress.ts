@@ -67,10 +67,12 @@ export class ProgressBar {
     const fraction = this.fraction();
     const elapsed = Math.max(t - this.started, 1) / 1000;
     const rate = this.done / elapsed;
-    const eta = rate > 0 && total > this.done ? (total - this.done) / rate : 0;
+    const left = Math.max(0, total - this.done);
+    // No rate yet, no honest estimate.
+    const eta = left === 0 ? '0:00' : rate > 0 ? formatDuration(left / rate) : '--:--';
     const stats =
       `${(fraction * 100).toFixed(1).padStart(5)}%  ${this.done}/${total}  ` +
-      `${rate >= 10 ? Math.round(rate) : rate.toFixed(1)}/s  ETA ${formatDuration(eta)}`;
+      `${rate >= 10 ? Math.round(rate) : rate.toFixed(1)}/s  ETA ${eta}`;
     const prefix = label ? `${label} ` : '';
     const width = Math.max(10, Math.min(30, (this.options.stream.columns ?? 80) - 60));
     const filled = Math.round(fraction * width);

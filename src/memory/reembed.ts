@@ -109,6 +109,10 @@ export async function reembedMemories(
   let after: string | null = null;
   let outcome: ReembedResult['outcome'] = 'done';
   for (;;) {
+    // PGlite and the local embedder run in this thread and settle their promises as
+    // microtasks, so without this a whole run never returns to the event loop: no signal
+    // handler (Ctrl-C) or timer would fire until it ended.
+    await new Promise((resolve) => setImmediate(resolve));
     if (options.signal?.aborted) {
       outcome = 'stopped';
       break;
