@@ -25,7 +25,7 @@ cp -r dist "$APP/dist"
 mkdir -p "$APP/prisma" && cp -r prisma/migrations "$APP/prisma/migrations"
 (cd "$APP" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
 cp -r node_modules/.prisma "$APP/node_modules/.prisma"
-[ ! -e "$APP/node_modules/typescript" ] || { log "dev dependencies leaked into the image"; exit 1; }
+[ ! -e "$APP/node_modules/vitest" ] || { log "dev dependencies leaked into the image"; exit 1; }
 
 export NODE_ENV=production DATABASE_URL="$TEST_DATABASE_URL" LOG_LEVEL=warn
 export JWT_SECRET=production-smoke-secret-0123456789abcdef
