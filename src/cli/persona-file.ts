@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { PrismaClient } from '@prisma/client';
+import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { PersonaSeed } from '../personas/defaults.js';
 import { upsertPersonas } from '../personas/seed.js';
@@ -81,11 +82,13 @@ export async function readPersonasFile(file: string): Promise<PersonaSeed[]> {
   } catch (err) {
     throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
   }
+  // YAML is a superset of JSON, but JSON files get JSON's stricter parser and error messages.
+  const yaml = /\.ya?ml$/i.test(file);
   let data: unknown;
   try {
-    data = JSON.parse(raw);
+    data = yaml ? parseYaml(raw) : JSON.parse(raw);
   } catch (err) {
-    throw new CliError(`${file} is not valid JSON: ${(err as Error).message}`);
+    throw new CliError(`${file} is not valid ${yaml ? 'YAML' : 'JSON'}: ${(err as Error).message}`);
   }
   return validatePersonas(data, file);
 }

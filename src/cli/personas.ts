@@ -12,10 +12,10 @@ import {
 import { importPersonas, listPersonas, readPersonasFile } from './persona-file.js';
 
 const USAGE = `Usage:
-  npm run personas -- import <file.json> [--dry-run]
+  npm run personas -- import <file.json|file.yaml> [--dry-run]
   npm run personas -- list [--json]
 
-  import   Create or update personas from a JSON array of
+  import   Create or update personas from a JSON or YAML (.yaml/.yml) array of
            {slug, name, description, greeting, systemPrompt, traits?}, matched by slug.
            Existing personas keep their id, instances and memories. The whole file is
            validated before anything is written. Omitted traits become {}.

@@ -1,3 +1,4 @@
+import { PothosValidationError } from '@pothos/core';
 import { Prisma } from '@prisma/client';
 import { GraphQLError } from 'graphql';
 import { AppError } from '../errors.js';
@@ -26,6 +27,13 @@ export function createErrorMasker() {
     }
     if (original instanceof GraphQLError && original.extensions?.code) {
       return new GraphQLError(original.message, { ...at, extensions: original.extensions });
+    }
+    // Pothos rejects input it validates itself, e.g. a global ID of the wrong type.
+    if (original instanceof PothosValidationError) {
+      return new GraphQLError('Invalid input: an id of the wrong type.', {
+        ...at,
+        extensions: { code: 'BAD_USER_INPUT' },
+      });
     }
     // A syntactically valid global id whose payload is not a UUID reaches Postgres.
     if (original instanceof Prisma.PrismaClientKnownRequestError && original.code === 'P2023') {

@@ -131,10 +131,11 @@ export class LlmExtractor implements MemoryExtractor {
   /** The model is told the ids and contents; it is not trusted to have used them correctly. */
   #checkAgainstExisting(items: MemoryCandidate[], input: ExtractionInput): MemoryCandidate[] {
     const ids = new Set(input.existing.map((m) => m.id));
-    const known = new Set(input.existing.map((m) => normalise(m.content)));
+    // Per layer: the same words can be a profile fact and, separately, part of one relationship.
+    const known = new Set(input.existing.map((m) => `${m.layer}:${normalise(m.content)}`));
     const kept: MemoryCandidate[] = [];
     for (const item of items) {
-      if (known.has(normalise(item.content))) {
+      if (known.has(`${item.layer}:${normalise(item.content)}`)) {
         this.stats.echoes++;
         continue;
       }

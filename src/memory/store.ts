@@ -90,13 +90,19 @@ export async function searchLayer(
   const vec = toVectorLiteral(query.embedding);
   const rows = await db.$queryRaw<(MemoryRow & { score: number })[]>`
     SELECT ${COLUMNS}, 1 - (embedding <=> ${vec}::vector) AS score
-    FROM memories
-    WHERE ${layerFilter(scope)}
-      AND superseded_by_id IS NULL
-      AND (expires_at IS NULL OR expires_at > now())
-      AND embedding_model = ${query.model}
-      AND embedding IS NOT NULL
-      AND (${query.category ?? null}::memory_category IS NULL OR category = ${query.category ?? null}::memory_category)
+    FROM (
+      SELECT * FROM memories
+      WHERE ${layerFilter(scope)}
+        AND superseded_by_id IS NULL
+        AND (expires_at IS NULL OR expires_at > now())
+        AND embedding_model = ${query.model}
+        AND embedding IS NOT NULL
+        AND (${query.category ?? null}::memory_category IS NULL OR category = ${query.category ?? null}::memory_category)
+      -- OFFSET 0 fences the planner: the user's rows come from the btree index and are ranked
+      -- exactly. Ordering through the shared HNSW index would filter by user after the
+      -- approximate scan and can return fewer than k rows (even none) for a user who has them.
+      OFFSET 0
+    ) AS mine
     ORDER BY embedding <=> ${vec}::vector, id
     LIMIT ${query.k} OFFSET ${query.offset ?? 0}`;
   const min = query.minScore ?? -1;

@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliEnv } from '../../src/cli/common.js';
-import { importPersonas, listPersonas, validatePersonas } from '../../src/cli/persona-file.js';
+import {
+  importPersonas,
+  listPersonas,
+  readPersonasFile,
+  validatePersonas,
+} from '../../src/cli/persona-file.js';
 import { personasCommand } from '../../src/cli/personas.js';
 import { openTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { captureIo, openChildDatabase, runCliProcess } from './helpers.js';
@@ -64,6 +69,24 @@ describe('personas import', () => {
     expect(updated.id).toBe(created.id);
     expect(updated.greeting).toBe('Hello again, night owl.');
     expect(updated.traits).toEqual({});
+  });
+
+  it('reads YAML files too, and reports YAML syntax errors clearly', async () => {
+    const yaml = await file(
+      'personas.yaml',
+      [
+        '- slug: heron',
+        '  name: Heron',
+        '  description: A patient listener.',
+        '  greeting: Take your time.',
+        '  systemPrompt: You are Heron, a patient companion.',
+        '  traits: { tone: calm }',
+      ].join('\n'),
+    );
+    const seeds = await readPersonasFile(yaml);
+    expect(seeds).toEqual([expect.objectContaining({ slug: 'heron', traits: { tone: 'calm' } })]);
+    const broken = await file('broken.yml', '- slug: [unclosed');
+    await expect(readPersonasFile(broken)).rejects.toThrow(/not valid YAML/);
   });
 
   it('reports every problem of every item at once', () => {

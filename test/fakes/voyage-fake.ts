@@ -17,6 +17,12 @@ export interface VoyageFaults {
   seed?: number;
   /** The Retry-After header sent with 429s; '0' keeps tests fast. */
   retryAfter?: string;
+  /**
+   * Draw each request's fault from its own stream, seeded by `seed`, this key and how many
+   * earlier requests had the same key, instead of from one stream in arrival order. Concurrent
+   * clients arrive in a different order on every run; keyed draws keep a seeded run the same.
+   */
+  keyOf?: ((body: VoyageBody) => string) | null;
 }
 
 const bodySchema = z.strictObject({
@@ -82,7 +88,7 @@ export async function startVoyageFake(
       return send(res, 400, { detail: `output_dimension is not supported by ${body.model}` });
     }
     record.body = body;
-    const fault = nextFault();
+    const fault = nextFault(body);
     record.fault = fault;
     if (fault === 'hang') return; // never answer; close() destroys the socket
     if (fault === '429') return send(res, 429, { detail: 'Rate limited' }, faults.retryAfter);
@@ -104,11 +110,20 @@ export async function startVoyageFake(
     });
   });
 
-  function nextFault(): VoyageFault | null {
+  function nextFault(body: VoyageBody): VoyageFault | null {
     const queued = faults.queue.shift();
     if (queued) return queued;
-    if (faults.kinds.length === 0 || random() >= faults.probability) return null;
-    return faults.kinds[Math.floor(random() * faults.kinds.length)] ?? null;
+    const draw = faults.keyOf ? keyedDraw(faults.keyOf(body)) : random;
+    if (faults.kinds.length === 0 || draw() >= faults.probability) return null;
+    return faults.kinds[Math.floor(draw() * faults.kinds.length)] ?? null;
+  }
+
+  /** Per-key request counts for `keyOf` draws. */
+  const seen = new Map<string, number>();
+  function keyedDraw(key: string): () => number {
+    const n = seen.get(key) ?? 0;
+    seen.set(key, n + 1);
+    return mulberry32(fnv1a(`${faults.seed}:${n}:${key}`));
   }
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -123,6 +138,7 @@ export async function startVoyageFake(
     setFaults(next) {
       faults = defaults(next);
       random = mulberry32(faults.seed);
+      seen.clear();
     },
     close: () =>
       new Promise<void>((resolve) => {
@@ -140,6 +156,7 @@ function defaults(f: VoyageFaults): Required<VoyageFaults> {
     kinds: f.kinds ?? [],
     seed: f.seed ?? 1,
     retryAfter: f.retryAfter ?? '0',
+    keyOf: f.keyOf ?? null,
   };
 }
 

@@ -20,3 +20,15 @@ export const ChatSession = builder.prismaNode('ChatSession', {
     ),
   }),
 });
+
+builder.queryField('chatSession', (t) =>
+  t.prismaField({
+    type: 'ChatSession',
+    nullable: true,
+    description:
+      'One of your chat sessions (any user’s, for admins); `messages` are newest first. Null if not found.',
+    args: { id: t.arg.globalID({ required: true, for: ChatSession }) },
+    resolve: (query, _root, { id }, ctx) =>
+      ctx.prisma.chatSession.findUnique({ ...query, where: { id: id.id } }),
+  }),
+);

@@ -10,3 +10,14 @@ export const PersonaInstance = builder.prismaNode('PersonaInstance', {
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),
 });
+
+builder.queryField('personaInstance', (t) =>
+  t.prismaField({
+    type: 'PersonaInstance',
+    nullable: true,
+    description: 'One of your persona instances (any user’s, for admins); null if not found.',
+    args: { id: t.arg.globalID({ required: true, for: PersonaInstance }) },
+    resolve: (query, _root, { id }, ctx) =>
+      ctx.prisma.personaInstance.findUnique({ ...query, where: { id: id.id } }),
+  }),
+);
