@@ -335,7 +335,7 @@ async function memoriesByTurn(): Promise<Map<string, string[]>> {
   return byTurn;
 }
 
-describe('200 turns while both providers fail 30% of calls', () => {
+describe('200 turns while both providers fail 30% of calls', { timeout: 240_000 }, () => {
   it('answers every turn exactly once, however often the client had to retry it', async () => {
     await runPhase(1);
     // Memories of phase 1 (those whose jobs survive the faults) exist before phase 2 recalls.
