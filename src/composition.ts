@@ -79,15 +79,19 @@ export function createServices(
   };
 }
 
-/** HS256 config, or in zero-config development a persisted dev secret and a ready token. */
+/**
+ * HS256 secret and/or JWKS as configured, or in zero-config development a persisted dev secret
+ * and a ready token.
+ */
 export async function resolveAuth(env: Env): Promise<{ config: AuthConfig; devToken?: string }> {
   const base = {
     issuer: env.JWT_ISSUER,
     audience: env.JWT_AUDIENCE,
+    clockToleranceSeconds: env.JWT_CLOCK_TOLERANCE_S,
     adminUserIds: env.ADMIN_USER_IDS,
   };
   const secret = env.JWT_SECRET ?? env.SUPABASE_JWT_SECRET;
-  if (secret) return { config: { ...base, secret } };
+  if (secret || env.JWKS_URL) return { config: { ...base, secret, jwksUrl: env.JWKS_URL } };
   const config = { ...base, secret: await loadDevSecret(env.DATA_DIR) };
   const devToken = await mintToken(config, { sub: DEV_USER_ID, admin: true, expiresIn: '30d' });
   return { config, devToken };

@@ -19,7 +19,7 @@ export const envSchema = z.object({
   NODE_ENV: z
     .enum(['development', 'production', 'test'])
     .default('development')
-    .describe('production requires JWT_SECRET (no dev token) and disables GraphiQL.'),
+    .describe('production requires JWT_SECRET or JWKS_URL (no dev token) and disables GraphiQL.'),
   PORT: z.coerce.number().int().min(0).max(65535).default(4000).describe('HTTP port.'),
   HOST: z.string().default('0.0.0.0').describe('Interface to listen on.'),
   LOG_LEVEL: z
@@ -54,8 +54,21 @@ export const envSchema = z.object({
     .min(32)
     .optional()
     .describe('Accepted as an alias of JWT_SECRET (Supabase projects).'),
+  JWKS_URL: z
+    .url()
+    .optional()
+    .describe(
+      'JWKS endpoint for RS256/ES256/EdDSA tokens (e.g. Supabase `<project>/auth/v1/.well-known/jwks.json`). Can be combined with JWT_SECRET.',
+    ),
   JWT_ISSUER: z.string().optional().describe('If set, tokens must carry this `iss`.'),
   JWT_AUDIENCE: z.string().optional().describe('If set, tokens must carry this `aud`.'),
+  JWT_CLOCK_TOLERANCE_S: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(300)
+    .default(30)
+    .describe('Seconds of clock difference tolerated when checking `exp` and `nbf`.'),
   ADMIN_USER_IDS: csv.default([]).describe('Comma-separated user UUIDs that are admins.'),
 
   EMBEDDINGS_PROVIDER: z
@@ -242,8 +255,15 @@ export function parseEnv(source: Record<string, string | undefined> = process.en
       'Invalid configuration:\n  OPENROUTER_API_KEY: required when LLM_PROVIDER=openrouter',
     );
   }
-  if (env.NODE_ENV === 'production' && !env.JWT_SECRET && !env.SUPABASE_JWT_SECRET) {
-    throw new Error('Invalid configuration:\n  JWT_SECRET: required when NODE_ENV=production');
+  if (
+    env.NODE_ENV === 'production' &&
+    !env.JWT_SECRET &&
+    !env.SUPABASE_JWT_SECRET &&
+    !env.JWKS_URL
+  ) {
+    throw new Error(
+      'Invalid configuration:\n  JWT_SECRET: required when NODE_ENV=production (or JWKS_URL)',
+    );
   }
   return env;
 }

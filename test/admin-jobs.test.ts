@@ -16,7 +16,9 @@ const PROVIDERS = /* GraphQL */ `
   query { providerInfo { embeddingsProvider embeddingModel chatProvider extractionProvider } }`;
 
 interface DeadJobs {
-  deadJobs: { edges: { node: { id: string; status: string; attempts: number; lastError: string } }[] };
+  deadJobs: {
+    edges: { node: { id: string; status: string; attempts: number; lastError: string } }[];
+  };
 }
 
 /** Makes the next `n` extraction attempts fail, as a broken extractor would. */
@@ -39,7 +41,11 @@ afterAll(() => t?.close());
 
 describe('admins see and repair dead jobs', () => {
   it('a job that fails every attempt ends DEAD with its reason, and a retry completes it', async () => {
-    const { sessionId } = await startChat(t, user.token, (await personaIds(t, user.token)).mira as string);
+    const { sessionId } = await startChat(
+      t,
+      user.token,
+      (await personaIds(t, user.token)).mira as string,
+    );
     await send(t, user.token, sessionId, 'I collect vintage maps');
     breakExtractor(2);
     await t.drainJobs();
@@ -49,7 +55,9 @@ describe('admins see and repair dead jobs', () => {
     expect(dead[0]?.node).toMatchObject({ status: 'DEAD', attempts: 2 });
     expect(dead[0]?.node.lastError).toMatch(/extractor unavailable/);
 
-    expect(dataOf(await t.gql(RETRY_ALL, {}, admin.token))).toEqual({ retryDeadJobs: { count: 1 } });
+    expect(dataOf(await t.gql(RETRY_ALL, {}, admin.token))).toEqual({
+      retryDeadJobs: { count: 1 },
+    });
     await t.drainJobs();
     expect(dataOf(await t.gql<DeadJobs>(DEAD_JOBS, {}, admin.token)).deadJobs.edges).toEqual([]);
     const memories = await t.services.prisma.memory.findMany({ where: { userId: user.id } });
@@ -57,7 +65,11 @@ describe('admins see and repair dead jobs', () => {
   });
 
   it('retries or discards one dead job by id', async () => {
-    const { sessionId } = await startChat(t, user.token, (await personaIds(t, user.token)).rook as string);
+    const { sessionId } = await startChat(
+      t,
+      user.token,
+      (await personaIds(t, user.token)).rook as string,
+    );
     await send(t, user.token, sessionId, 'I play the cello');
     await send(t, user.token, sessionId, 'I speak Finnish');
     breakExtractor(4);

@@ -1,5 +1,5 @@
-import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpServer } from '../src/http.js';
 import { createTestContext, type TestContext } from './helpers/app.js';
@@ -41,15 +41,23 @@ describe('operations endpoints', () => {
 
   it('/metrics needs the token and reports turns, recall, providers, jobs and memory writes', async () => {
     expect((await fetch(`${base}/metrics`)).status).toBe(401);
-    expect((await fetch(`${base}/metrics`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+    expect(
+      (await fetch(`${base}/metrics`, { headers: { authorization: 'Bearer wrong' } })).status,
+    ).toBe(401);
 
     const user = await t.newUser();
-    const { sessionId } = await startChat(t, user.token, (await personaIds(t, user.token)).mira as string);
+    const { sessionId } = await startChat(
+      t,
+      user.token,
+      (await personaIds(t, user.token)).mira as string,
+    );
     await send(t, user.token, sessionId, 'I am a firefighter');
     await t.drainJobs();
     await send(t, user.token, sessionId, 'What do you know about my job?');
 
-    const res = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+    const res = await fetch(`${base}/metrics`, {
+      headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+    });
     expect(res.status).toBe(200);
     const text = await res.text();
     for (const pattern of [

@@ -12,7 +12,11 @@ describe('per-user memory write rate limit', () => {
   it('defers jobs over the budget instead of dropping them', async () => {
     const user = await t.newUser();
     const other = await t.newUser();
-    const { sessionId } = await startChat(t, user.token, (await personaIds(t, user.token)).mira as string);
+    const { sessionId } = await startChat(
+      t,
+      user.token,
+      (await personaIds(t, user.token)).mira as string,
+    );
     await send(t, user.token, sessionId, 'I love jazz');
     await send(t, user.token, sessionId, 'I love sushi');
     await send(t, user.token, sessionId, 'I love chess');

@@ -1,44 +1,81 @@
-import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
-import { unauthenticated } from '../errors.js';
+import { type JWTPayload, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import { AppError, unauthenticated } from '../errors.js';
+import { createJwksKeySource, type JwksOptions, KeySetUnavailable } from './jwks.js';
 
 export interface Viewer {
   id: string;
   isAdmin: boolean;
 }
 
+/** At least one of `secret` and `jwksUrl`; with both, the token's `alg` picks the key. */
 export interface AuthConfig {
   /** HS256 shared secret (JWT_SECRET / SUPABASE_JWT_SECRET). */
-  secret: string;
+  secret?: string;
+  /** Public keys for RS256 / ES256 / EdDSA tokens (JWKS_URL). */
+  jwksUrl?: string;
+  /** Cache and refetch tuning of the JWKS (defaults in jwks.ts). */
+  jwks?: JwksOptions;
   issuer?: string;
   audience?: string;
+  /** Tolerated clock difference between the issuer and this server (default 30 s). */
+  clockToleranceSeconds?: number;
   adminUserIds: readonly string[];
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** Tolerated clock difference between the token issuer and this server. */
-const CLOCK_SKEW_SECONDS = 30;
+const DEFAULT_CLOCK_TOLERANCE_SECONDS = 30;
+
+const SECRET_ALGORITHMS = ['HS256'];
+/** `Ed25519` is the newer, fully-specified name of EdDSA over Ed25519 (RFC 9864). */
+const JWKS_ALGORITHMS = ['RS256', 'ES256', 'EdDSA', 'Ed25519'];
 
 export type TokenVerifier = (token: string) => Promise<Viewer>;
 
 /**
  * Supabase-compatible bearer tokens: `sub` is the user's UUID; admins carry
- * `app_metadata.role = "admin"` or are listed in ADMIN_USER_IDS. Every failure is
- * UNAUTHENTICATED with a generic message (no oracle for attackers).
+ * `app_metadata.role = "admin"` or are listed in ADMIN_USER_IDS. A bad token is
+ * UNAUTHENTICATED with a generic message (no oracle for attackers); an unreachable key set is
+ * SERVICE_UNAVAILABLE, so clients retry instead of logging the user out.
  */
 export function createVerifier(config: AuthConfig): TokenVerifier {
-  const key = new TextEncoder().encode(config.secret);
+  const secret = config.secret ? new TextEncoder().encode(config.secret) : undefined;
+  const jwks = config.jwksUrl
+    ? createJwksKeySource(new URL(config.jwksUrl), config.jwks)
+    : undefined;
+  if (!secret && !jwks) throw new Error('auth needs a shared secret or a JWKS URL');
+  // jose checks the header's alg against this list before any key is chosen, so `none` and
+  // any family that is not configured never get further.
+  const algorithms = [...(secret ? SECRET_ALGORITHMS : []), ...(jwks ? JWKS_ALGORITHMS : [])];
   const admins = new Set(config.adminUserIds.map((id) => id.toLowerCase()));
+
   return async (token) => {
-    let payload: Awaited<ReturnType<typeof jwtVerify>>['payload'];
+    let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, key, {
-        algorithms: ['HS256'],
-        issuer: config.issuer,
-        audience: config.audience,
-        clockTolerance: CLOCK_SKEW_SECONDS,
-        requiredClaims: ['sub', 'exp'],
-      }));
+      ({ payload } = await jwtVerify(
+        token,
+        // Each key verifies only its own family: an HS256 token is checked against the shared
+        // secret, never against a public key (the algorithm-confusion attack), and an
+        // asymmetric token never against the secret.
+        async (header, jws) => {
+          if (header.alg === 'HS256' && secret) return secret;
+          if (jwks) return jwks(header, jws);
+          throw new joseErrors.JOSEAlgNotAllowed('no key for this algorithm');
+        },
+        {
+          algorithms,
+          issuer: config.issuer,
+          audience: config.audience,
+          clockTolerance: config.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS,
+          requiredClaims: ['sub', 'exp'],
+        },
+      ));
     } catch (err) {
+      if (err instanceof KeySetUnavailable) {
+        throw Object.assign(
+          new AppError('SERVICE_UNAVAILABLE', 'Cannot verify tokens right now; retry shortly.'),
+          { cause: err },
+        );
+      }
       const reason = err instanceof joseErrors.JWTExpired ? 'Token expired.' : 'Invalid token.';
       throw unauthenticated(reason);
     }
@@ -50,9 +87,9 @@ export function createVerifier(config: AuthConfig): TokenVerifier {
   };
 }
 
-/** Mints a token the verifier accepts (dev mode, the token CLI, tests). */
+/** Mints an HS256 token the verifier accepts (dev mode, the token CLI, tests). */
 export async function mintToken(
-  config: Pick<AuthConfig, 'secret' | 'issuer' | 'audience'>,
+  config: { secret: string; issuer?: string; audience?: string },
   claims: { sub: string; admin?: boolean; expiresIn?: string },
 ): Promise<string> {
   let jwt = new SignJWT({

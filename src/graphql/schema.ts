@@ -6,8 +6,10 @@ import './types/chat-session.js';
 import './types/message.js';
 import './types/memory.js';
 import './types/memory-queries.js';
+import './types/memory-mutations.js';
 import './types/chat.js';
 import './types/job.js';
 import './types/provider-info.js';
+import './types/admin.js';
 
 export const schema = builder.toSchema({ sortSchema: true });

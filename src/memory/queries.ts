@@ -1,16 +1,21 @@
 import type { MemoryCategory as PrismaCategory, PrismaClient } from '@prisma/client';
 import type { Embedder } from '../providers/embeddings/types.js';
-import { type LayerScope, type MemoryRow, type ScoredMemory, searchLayer } from './store.js';
-import type { MemoryCategory } from './types.js';
+import {
+  type LayerScope,
+  type MemoryFilter,
+  type MemoryRow,
+  type ScoredMemory,
+  searchLayer,
+  searchLayerHybrid,
+} from './store.js';
 
-export interface ListOptions {
-  category?: MemoryCategory;
+export interface ListOptions extends MemoryFilter {
   first: number;
   /** Keyset position: rows strictly older than this. */
   after?: { createdAt: Date; id: string };
 }
 
-/** Live memories of one layer, newest first, keyset-paginated (stable under inserts). */
+/** Memories of one layer, newest first, keyset-paginated (stable under inserts). */
 export async function listMemories(
   prisma: PrismaClient,
   scope: LayerScope,
@@ -20,8 +25,10 @@ export async function listMemories(
     where: {
       userId: scope.userId,
       instanceId: scope.instanceId,
-      supersededById: null,
+      ...(options.includeSuperseded ? {} : { supersededById: null }),
       ...(options.category ? { category: options.category as PrismaCategory } : {}),
+      // Undefined bounds are left out by Prisma.
+      createdAt: { gte: options.createdAfter, lt: options.createdBefore },
       ...(options.after
         ? {
             OR: [
@@ -37,14 +44,17 @@ export async function listMemories(
   return { rows: rows.slice(0, options.first), hasNextPage: rows.length > options.first };
 }
 
-export interface SearchOptions {
+/** HYBRID: meaning and words fused by reciprocal rank. VECTOR: cosine similarity only. */
+export type SearchMode = 'HYBRID' | 'VECTOR';
+
+export interface SearchOptions extends MemoryFilter {
   text: string;
-  category?: MemoryCategory;
+  mode: SearchMode;
   first: number;
   offset: number;
 }
 
-/** Memories of one layer ranked by meaning (cosine similarity of the query embedding). */
+/** Memories of one layer ranked by relevance to `text`, paged by offset into the ranking. */
 export async function searchMemories(
   deps: { prisma: PrismaClient; embedder: Embedder },
   scope: LayerScope,
@@ -52,12 +62,11 @@ export async function searchMemories(
 ): Promise<{ rows: ScoredMemory[]; hasNextPage: boolean }> {
   const [embedding] = await deps.embedder.embed([options.text], 'query');
   if (!embedding) throw new Error('embedder returned no vector');
-  const rows = await searchLayer(deps.prisma, scope, {
-    embedding,
-    model: deps.embedder.model,
-    k: options.first + 1,
-    offset: options.offset,
-    category: options.category,
-  });
-  return { rows: rows.slice(0, options.first), hasNextPage: rows.length > options.first };
+  const { text, mode, first, offset, ...filter } = options;
+  const query = { ...filter, embedding, model: deps.embedder.model, k: first + 1, offset };
+  const rows =
+    mode === 'HYBRID'
+      ? await searchLayerHybrid(deps.prisma, scope, { ...query, text })
+      : await searchLayer(deps.prisma, scope, query);
+  return { rows: rows.slice(0, first), hasNextPage: rows.length > first };
 }

@@ -70,45 +70,149 @@ function layerFilter(scope: LayerScope): Prisma.Sql {
     : Prisma.sql`user_id = ${scope.userId}::uuid AND instance_id = ${scope.instanceId}::uuid`;
 }
 
+/** Narrows a search beyond its layer. */
+export interface MemoryFilter {
+  category?: MemoryCategory;
+  /** Inclusive lower bound on `created_at`. */
+  createdAfter?: Date;
+  /** Exclusive upper bound on `created_at`, so consecutive windows never share a row. */
+  createdBefore?: Date;
+  /** Also rows a correction superseded (history views; recall never sets this). */
+  includeSuperseded?: boolean;
+}
+
+export interface VectorQuery extends MemoryFilter {
+  embedding: readonly number[];
+  /** Only rows embedded by this model are candidates: vectors of two models never meet. */
+  model: string;
+  k: number;
+  minScore?: number;
+  offset?: number;
+}
+
 /**
- * Nearest live memories of one layer by cosine similarity. Only rows embedded by `model`
- * are compared: vectors of different models live in different spaces.
+ * The rows of one layer a search may return. Optional conditions are appended only when set:
+ * a `$n IS NULL OR …` predicate would hide them from the planner in a generic plan.
+ */
+function searchable(scope: LayerScope, model: string, filter: MemoryFilter): Prisma.Sql {
+  const conditions = [
+    layerFilter(scope),
+    Prisma.sql`embedding_model = ${model}`,
+    Prisma.sql`embedding IS NOT NULL`,
+    Prisma.sql`(expires_at IS NULL OR expires_at > now())`,
+  ];
+  if (!filter.includeSuperseded) conditions.push(Prisma.sql`superseded_by_id IS NULL`);
+  if (filter.category) {
+    conditions.push(Prisma.sql`category = ${filter.category}::memory_category`);
+  }
+  // ISO strings with an explicit zone: a driver's own Date encoding may drop it.
+  if (filter.createdAfter) {
+    conditions.push(Prisma.sql`created_at >= ${filter.createdAfter.toISOString()}::timestamptz`);
+  }
+  if (filter.createdBefore) {
+    conditions.push(Prisma.sql`created_at < ${filter.createdBefore.toISOString()}::timestamptz`);
+  }
+  return Prisma.join(conditions, ' AND ');
+}
+
+/**
+ * The user's candidate rows, fenced by OFFSET 0: they come from the per-layer btree index and
+ * are ranked exactly. Ordering through the shared HNSW index would filter by user after the
+ * approximate scan and can return fewer than k rows (even none) for a user who has them.
+ */
+function candidates(where: Prisma.Sql): Prisma.Sql {
+  return Prisma.sql`(SELECT * FROM memories WHERE ${where} OFFSET 0) AS mine`;
+}
+
+/**
+ * Nearest memories of one layer by cosine similarity (the score, -1..1). Live rows only
+ * unless the filter says otherwise.
  */
 export async function searchLayer(
   db: Db,
   scope: LayerScope,
-  query: {
-    embedding: readonly number[];
-    model: string;
-    k: number;
-    minScore?: number;
-    offset?: number;
-    category?: MemoryCategory;
-  },
+  query: VectorQuery,
 ): Promise<ScoredMemory[]> {
   if (query.k <= 0) return [];
   const vec = toVectorLiteral(query.embedding);
   const rows = await db.$queryRaw<(MemoryRow & { score: number })[]>`
     SELECT ${COLUMNS}, 1 - (embedding <=> ${vec}::vector) AS score
-    FROM (
-      SELECT * FROM memories
-      WHERE ${layerFilter(scope)}
-        AND superseded_by_id IS NULL
-        AND (expires_at IS NULL OR expires_at > now())
-        AND embedding_model = ${query.model}
-        AND embedding IS NOT NULL
-        AND (${query.category ?? null}::memory_category IS NULL OR category = ${query.category ?? null}::memory_category)
-      -- OFFSET 0 fences the planner: the user's rows come from the btree index and are ranked
-      -- exactly. Ordering through the shared HNSW index would filter by user after the
-      -- approximate scan and can return fewer than k rows (even none) for a user who has them.
-      OFFSET 0
-    ) AS mine
+    FROM ${candidates(searchable(scope, query.model, query))}
     ORDER BY embedding <=> ${vec}::vector, id
     LIMIT ${query.k} OFFSET ${query.offset ?? 0}`;
   const min = query.minScore ?? -1;
   return rows
     .map(({ score, ...memory }) => ({ memory, score: Number(score) }))
     .filter((r) => r.score >= min);
+}
+
+/**
+ * Reciprocal rank fusion: a row ranked r by one side earns 1 / (RRF_K + r) from it. 60 is the
+ * constant of Cormack, Clarke & Büttcher (SIGIR 2009), the usual default: large enough that
+ * the top few ranks of one side cannot drown the other side's agreement.
+ */
+export const RRF_K = 60;
+/** Rows each side contributes before fusion, so a hybrid search returns at most twice this. */
+export const HYBRID_CANDIDATES = 50;
+/**
+ * Must be the configuration of the `search_tsv` column (migration 20261124010000_memory_search,
+ * which says why English): a query parsed otherwise would miss stemmed words.
+ */
+const TEXT_SEARCH_CONFIG = Prisma.sql`'english'::regconfig`;
+/** Fused scores are divided by the best possible one (rank 1 on both sides): 1 is the top. */
+const RRF_SCALE = (RRF_K + 1) / 2;
+
+/**
+ * Hybrid search of one layer: the HYBRID_CANDIDATES nearest rows by meaning and the
+ * HYBRID_CANDIDATES best full-text matches of `text`, fused by reciprocal rank. Words find what
+ * meaning ranks low (names, rare words); meaning finds what shares no word with the query.
+ *
+ * - The text goes through websearch_to_tsquery, which accepts any string (quotes, `or` and
+ *   `-word` are syntax; everything else is a word): user input is never a tsquery error.
+ * - Both sides see exactly the same rows (one filter).
+ * - Full-text ties share a rank (a word in every row tells the fusion nothing) and are cut to
+ *   HYBRID_CANDIDATES by meaning.
+ * - Equal fused scores go to rows that match the words: a match means every query word is in
+ *   the memory, while some row is always nearest by meaning, relevant or not.
+ * - The score is the fused score scaled to (0, 1]: 1 = first on both sides; a row found by one
+ *   side only scores at most 0.5.
+ */
+export async function searchLayerHybrid(
+  db: Db,
+  scope: LayerScope,
+  query: VectorQuery & { text: string },
+): Promise<ScoredMemory[]> {
+  if (query.k <= 0) return [];
+  const vec = toVectorLiteral(query.embedding);
+  const where = searchable(scope, query.model, query);
+  // NUL is the one character Postgres text cannot hold; it separates words like a space.
+  const text = query.text.replaceAll('\u0000', ' ');
+  const tsquery = Prisma.sql`websearch_to_tsquery(${TEXT_SEARCH_CONFIG}, ${text})`;
+  const rows = await db.$queryRaw<(MemoryRow & { score: number })[]>`
+    WITH by_meaning AS (
+      SELECT id, row_number() OVER (ORDER BY distance, id) AS rank
+      FROM (
+        SELECT id, embedding <=> ${vec}::vector AS distance FROM ${candidates(where)}
+        ORDER BY distance, id LIMIT ${HYBRID_CANDIDATES}
+      ) AS nearest
+    ), by_words AS (
+      SELECT id, rank() OVER (ORDER BY text_rank DESC) AS rank,
+        row_number() OVER (ORDER BY text_rank DESC, distance, id) AS position
+      FROM (
+        SELECT id, ts_rank_cd(search_tsv, ${tsquery}) AS text_rank,
+          embedding <=> ${vec}::vector AS distance
+        FROM memories
+        WHERE ${where} AND search_tsv @@ ${tsquery}
+        ORDER BY text_rank DESC, distance, id LIMIT ${HYBRID_CANDIDATES}
+      ) AS matching
+    )
+    SELECT ${COLUMNS},
+      (COALESCE(1::float8 / (${RRF_K}::int + by_meaning.rank), 0)
+        + COALESCE(1::float8 / (${RRF_K}::int + by_words.rank), 0)) * ${RRF_SCALE}::float8 AS score
+    FROM by_meaning FULL JOIN by_words USING (id) JOIN memories USING (id)
+    ORDER BY score DESC, by_words.position, by_meaning.rank, id
+    LIMIT ${query.k} OFFSET ${query.offset ?? 0}`;
+  return rows.map(({ score, ...memory }) => ({ memory, score: Number(score) }));
 }
 
 export interface NewMemory {

@@ -1,6 +1,11 @@
 import { badInput, forbidden, notFound } from '../../errors.js';
-import { listMemories, searchMemories } from '../../memory/queries.js';
-import type { LayerScope } from '../../memory/store.js';
+import { listMemories, type SearchMode, searchMemories } from '../../memory/queries.js';
+import {
+  HYBRID_CANDIDATES,
+  type LayerScope,
+  type MemoryFilter,
+  RRF_K,
+} from '../../memory/store.js';
 import { viewerOf } from '../auth.js';
 import { builder } from '../builder.js';
 import type { Context } from '../context.js';
@@ -11,11 +16,84 @@ import { MemoryCategory, MemoryConnection, type MemoryEdgeShape } from './memory
 const MAX_PAGE = 100;
 const MAX_SEARCH_CHARS = 500;
 
+export const MemorySearchMode = builder.enumType('MemorySearchMode', {
+  description: 'How `search` ranks memories.',
+  values: {
+    HYBRID: {
+      description:
+        `Meaning and words: the ${HYBRID_CANDIDATES} memories nearest by embedding and the ` +
+        `${HYBRID_CANDIDATES} best full-text matches, fused by reciprocal rank (k = ${RRF_K}). Finds ` +
+        'exact names and rare words that meaning alone ranks low. Edge score: the fused score ' +
+        'scaled to (0, 1]; 1 = ranked first by both, at most 0.5 = found by one side only.',
+    },
+    VECTOR: {
+      description: 'Meaning only. Edge score: cosine similarity of the embeddings (-1..1).',
+    },
+  } as const,
+});
+
+const SEARCH_DESCRIPTION =
+  `Rank by relevance instead of listing newest first; each edge gets a \`score\` (see \`searchMode\`). ` +
+  `Up to ${MAX_SEARCH_CHARS} characters; any text is accepted. Words are matched in web-search ` +
+  'style (English stemming): all words must appear, "quoted phrase", `or`, `-excluded`.';
+
+const PAGING_DESCRIPTION =
+  'Without `search`, `after` is a keyset cursor (createdAt, id): pages stay exact while ' +
+  'memories are added. With `search`, `after` is an offset into the ranking: stable while the ' +
+  'layer does not change, but a memory added or removed between two pages can shift the ' +
+  `rest by one. HYBRID search returns at most ${2 * HYBRID_CANDIDATES} memories.`;
+
+/** Arguments both layers share (after the contract's, new ones are optional). */
+const memoryPageArgs = builder.args((t) => ({
+  category: t.field({ type: MemoryCategory, required: false }),
+  search: t.string({ required: false, description: SEARCH_DESCRIPTION }),
+  first: t.int({ required: false, description: `Page size, 1-${MAX_PAGE} (default 20).` }),
+  after: t.string({ required: false }),
+  createdAfter: t.field({
+    type: 'DateTime',
+    required: false,
+    description: 'Only memories created at or after this instant (inclusive).',
+  }),
+  createdBefore: t.field({
+    type: 'DateTime',
+    required: false,
+    description: 'Only memories created before this instant (exclusive: windows tile exactly).',
+  }),
+  includeSuperseded: t.boolean({
+    required: false,
+    defaultValue: false,
+    description: 'Also memories a later correction superseded (never recalled in chat).',
+  }),
+  searchMode: t.field({
+    type: MemorySearchMode,
+    required: false,
+    defaultValue: 'HYBRID',
+    description: 'How `search` ranks; ignored without `search`.',
+  }),
+}));
+
 interface PageArgs {
   category?: typeof MemoryCategory.$inferType | null;
   search?: string | null;
   first?: number | null;
   after?: string | null;
+  createdAfter?: Date | null;
+  createdBefore?: Date | null;
+  includeSuperseded?: boolean | null;
+  searchMode?: SearchMode | null;
+}
+
+function filterOf(args: PageArgs): MemoryFilter {
+  const { createdAfter, createdBefore } = args;
+  if (createdAfter && createdBefore && createdAfter >= createdBefore) {
+    throw badInput('createdAfter must be earlier than createdBefore.', { field: 'createdAfter' });
+  }
+  return {
+    category: args.category ?? undefined,
+    createdAfter: createdAfter ?? undefined,
+    createdBefore: createdBefore ?? undefined,
+    includeSuperseded: args.includeSuperseded ?? false,
+  };
 }
 
 /** Shared by both layers: a keyset listing, or with `search` a relevance-ranked page. */
@@ -23,7 +101,7 @@ async function memoryPage(ctx: Context, scope: LayerScope, args: PageArgs) {
   const first = args.first ?? 20;
   if (first < 1 || first > MAX_PAGE)
     throw badInput(`first must be 1-${MAX_PAGE}.`, { field: 'first' });
-  const category = args.category ?? undefined;
+  const filter = filterOf(args);
   let edges: MemoryEdgeShape[];
   let hasNextPage: boolean;
   const search = args.search?.trim();
@@ -32,9 +110,11 @@ async function memoryPage(ctx: Context, scope: LayerScope, args: PageArgs) {
       throw badInput(`search is longer than ${MAX_SEARCH_CHARS} characters.`, { field: 'search' });
     }
     const offset = args.after ? parseOffsetCursor(args.after) + 1 : 0;
+    const mode = args.searchMode ?? 'HYBRID';
     const page = await searchMemories(ctx.services, scope, {
+      ...filter,
       text: search,
-      category,
+      mode,
       first,
       offset,
     });
@@ -46,7 +126,7 @@ async function memoryPage(ctx: Context, scope: LayerScope, args: PageArgs) {
     hasNextPage = page.hasNextPage;
   } else {
     const after = args.after ? parseKeysetCursor(args.after) : undefined;
-    const page = await listMemories(ctx.prisma, scope, { category, first, after });
+    const page = await listMemories(ctx.prisma, scope, { ...filter, first, after });
     edges = page.rows.map((node) => ({ node, score: null, cursor: keysetCursor(node) }));
     hasNextPage = page.hasNextPage;
   }
@@ -64,14 +144,10 @@ async function memoryPage(ctx: Context, scope: LayerScope, args: PageArgs) {
 builder.queryFields((t) => ({
   profileMemories: t.field({
     type: MemoryConnection,
-    description: 'Profile memories (shared by all personas). `userId` is for admins only.',
-    args: {
-      userId: t.arg.id({ required: false }),
-      category: t.arg({ type: MemoryCategory, required: false }),
-      search: t.arg.string({ required: false, description: 'Rank by meaning; edges get a score.' }),
-      first: t.arg.int({ required: false, description: `Page size, 1-${MAX_PAGE} (default 20).` }),
-      after: t.arg.string({ required: false }),
-    },
+    description:
+      'Profile memories (shared by all personas), newest first or ranked by `search`. ' +
+      `\`userId\` is for admins only. ${PAGING_DESCRIPTION}`,
+    args: { userId: t.arg.id({ required: false }), ...memoryPageArgs },
     resolve: async (_root, args, ctx) => {
       const viewer = viewerOf(ctx);
       const userId = args.userId ? parseUserId(String(args.userId), 'userId') : viewer.id;
@@ -82,14 +158,10 @@ builder.queryFields((t) => ({
   }),
   relationshipMemories: t.field({
     type: MemoryConnection,
-    description: 'Relationship memories of one persona instance.',
-    args: {
-      instanceId: t.arg.id({ required: true }),
-      category: t.arg({ type: MemoryCategory, required: false }),
-      search: t.arg.string({ required: false, description: 'Rank by meaning; edges get a score.' }),
-      first: t.arg.int({ required: false, description: `Page size, 1-${MAX_PAGE} (default 20).` }),
-      after: t.arg.string({ required: false }),
-    },
+    description:
+      'Relationship memories of one persona instance, newest first or ranked by `search`. ' +
+      PAGING_DESCRIPTION,
+    args: { instanceId: t.arg.id({ required: true }), ...memoryPageArgs },
     resolve: async (_root, args, ctx) => {
       const viewer = viewerOf(ctx);
       const id = parseGlobalId(String(args.instanceId), 'PersonaInstance', 'instanceId');

@@ -1,7 +1,15 @@
 import { layerOf } from '../../memory/store.js';
 import { MEMORY_CATEGORIES } from '../../memory/types.js';
-import { ownerOrAdmin } from '../auth.js';
+import { ownerOrAdmin, viewerOf } from '../auth.js';
 import { builder } from '../builder.js';
+import type { Context } from '../context.js';
+import { parseGlobalId } from '../ids.js';
+import {
+  historyPageOf,
+  loadHistoryConnections,
+  MemoryHistoryConnection,
+} from './memory-history.js';
+import { Message } from './message.js';
 
 export const MemoryCategory = builder.enumType('MemoryCategory', { values: MEMORY_CATEGORIES });
 export const MemoryLayer = builder.enumType('MemoryLayer', {
@@ -25,6 +33,66 @@ export const Memory = builder.prismaNode('Memory', {
     superseded: t.boolean({ resolve: (m) => m.supersededById !== null }),
   }),
 });
+
+/** Loaders only return rows the viewer may see, so a hop answers null rather than an error. */
+const visibleTo = (ctx: Context) => {
+  const viewer = viewerOf(ctx);
+  return viewer.isAdmin ? {} : { userId: viewer.id };
+};
+
+// The hops from a memory to other rows. Each is batched per response (a relation the prisma
+// plugin loads with its parent, or a DataLoader), so a page of memories costs one query per
+// hop, not one per memory.
+builder.prismaObjectFields(Memory, (t) => ({
+  instance: t.relation('instance', {
+    nullable: true,
+    description: 'The persona instance of a relationship memory; null for profile memories.',
+  }),
+  sourceMessage: t.loadable({
+    type: Message,
+    nullable: true,
+    description: 'The user message it was extracted from; null if unknown or since deleted.',
+    sort: (message) => message.id,
+    resolve: (memory) => memory.sourceMessageId,
+    load: (ids: string[], ctx: Context) =>
+      ctx.prisma.message.findMany({ where: { id: { in: ids }, ...visibleTo(ctx) } }),
+  }),
+  supersededBy: t.loadable({
+    type: Memory,
+    nullable: true,
+    description: 'The memory that corrected this one; null if live, or if that one was deleted.',
+    sort: (memory) => memory.id,
+    resolve: (memory) => memory.supersededById,
+    load: (ids: string[], ctx: Context) =>
+      ctx.prisma.memory.findMany({ where: { id: { in: ids }, ...visibleTo(ctx) } }),
+  }),
+  history: t.loadable({
+    type: MemoryHistoryConnection,
+    description: 'Every change to this memory, newest first (first: 1-100, default 20).',
+    args: { first: t.arg.int(), after: t.arg.string() },
+    // One loader per field path: every memory at that path shares the same page arguments.
+    byPath: true,
+    resolve: (memory, args) => {
+      historyPageOf(args);
+      return memory.id;
+    },
+    load: (ids: string[], ctx: Context, args) => loadHistoryConnections(ids, ctx, args),
+  }),
+}));
+
+builder.queryField('memory', (t) =>
+  t.prismaField({
+    type: 'Memory',
+    nullable: true,
+    description: 'One memory, for its owner or an admin (the same rule as node(id)).',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (query, _root, { id }, ctx) =>
+      ctx.prisma.memory.findUnique({
+        ...query,
+        where: { id: parseGlobalId(String(id), 'Memory', 'id') },
+      }),
+  }),
+);
 
 export interface MemoryEdgeShape {
   cursor: string;

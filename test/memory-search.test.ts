@@ -1,0 +1,443 @@
+import { decodeGlobalID, encodeGlobalID } from '@pothos/plugin-relay';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { insertMemory, type LayerScope, supersedeMemory } from '../src/memory/store.js';
+import type { MemoryCategory } from '../src/memory/types.js';
+import { codesOf, createTestContext, dataOf, type TestContext } from './helpers/app.js';
+import { personaIds, startChat } from './helpers/chat.js';
+
+/**
+ * Issue 4: memory search fuses meaning (pgvector) with words (Postgres full-text search), and
+ * both layers' queries take time range, superseded and search-mode arguments. Memories are
+ * stored directly with the real local embedder (the worker's extraction is not under test), and
+ * every assertion goes through GraphQL.
+ */
+
+let t: TestContext;
+beforeAll(async () => {
+  t = await createTestContext();
+});
+afterAll(() => t?.close());
+
+const XOCHITL = "User's pen pal Xochitl sends postcards from Oaxaca";
+
+/** 30 memories of one user, as the extractor writes them (English, third person). */
+const CORPUS: readonly [string, MemoryCategory][] = [
+  ['User works as a night-shift nurse at a hospital in Lisbon', 'FACT'],
+  ['User loves hiking in the mountains on weekends', 'PREFERENCE'],
+  [XOCHITL, 'RELATION'],
+  ['User is allergic to cats', 'FACT'],
+  ['User prefers green tea over coffee', 'PREFERENCE'],
+  ['User ran a half marathon in Porto on 2024-04-07', 'EVENT'],
+  ["User's sister Ana is a doctor in Coimbra", 'RELATION'],
+  ['User feels anxious before job interviews', 'EMOTION'],
+  ['User plays the cello in a community orchestra', 'FACT'],
+  ['User is learning Japanese for a trip to Kyoto', 'EVENT'],
+  ["User's neighbour Mr. Okafor waters her plants", 'RELATION'],
+  ["User's best friend Tomás moved to Berlin", 'RELATION'],
+  ['User adopted a rescue dog named Biscuit', 'FACT'],
+  ['User bakes sourdough bread every Sunday', 'PREFERENCE'],
+  ['User felt proud after finishing a pottery course', 'EMOTION'],
+  ['User grew up in a small village near the sea', 'FACT'],
+  ["User's boyfriend Jonas is a chef", 'RELATION'],
+  ['User is saving money to buy an apartment', 'OTHER'],
+  ["User's grandmother taught her to knit", 'RELATION'],
+  ['User volunteers at a food bank on Thursdays', 'FACT'],
+  ["User's coworker Priya often covers her shifts", 'RELATION'],
+  ['User broke her wrist skiing in 2019', 'EVENT'],
+  ['User gets lonely on long winter evenings', 'EMOTION'],
+  ['User studies part-time for a nursing master degree', 'FACT'],
+  ['User listens to jazz while cooking', 'PREFERENCE'],
+  ["User's father is a retired fisherman", 'RELATION'],
+  ['User visited Mexico City and loved the museums', 'EVENT'],
+  ['User wants to learn to surf next summer', 'OTHER'],
+  ['User drinks too much coffee during night shifts', 'FACT'],
+  ['User is nervous about speaking in public', 'EMOTION'],
+];
+
+async function newUser(options: { admin?: boolean } = {}) {
+  const user = await t.newUser(options);
+  dataOf(await t.gql('{ viewer { id } }', {}, user.token)); // provisions the user row
+  return user;
+}
+
+/** Stores memories through the project's own insert, embedded like the worker embeds them. */
+async function store(
+  scope: LayerScope,
+  items: readonly (readonly [string, MemoryCategory])[],
+  model = t.services.embedder.model,
+): Promise<string[]> {
+  const vectors = await t.services.embedder.embed(
+    items.map(([content]) => content),
+    'document',
+  );
+  const ids: string[] = [];
+  for (const [i, [content, category]] of items.entries()) {
+    const id = await insertMemory(t.services.prisma, {
+      scope,
+      content,
+      category,
+      confidence: null,
+      embedding: vectors[i] ?? [],
+      embeddingModel: model,
+      sourceMessageId: null,
+      sourceSessionId: null,
+    });
+    if (!id) throw new Error(`duplicate memory: ${content}`);
+    ids.push(id);
+  }
+  return ids;
+}
+
+async function setCreatedAt(id: string, iso: string): Promise<void> {
+  await t.services.prisma.memory.update({ where: { id }, data: { createdAt: new Date(iso) } });
+}
+
+const ARGS = /* GraphQL */ `$search: String, $searchMode: MemorySearchMode, $first: Int,
+  $after: String, $category: MemoryCategory, $createdAfter: DateTime, $createdBefore: DateTime,
+  $includeSuperseded: Boolean`;
+const PASS = /* GraphQL */ `search: $search, searchMode: $searchMode, first: $first,
+  after: $after, category: $category, createdAfter: $createdAfter,
+  createdBefore: $createdBefore, includeSuperseded: $includeSuperseded`;
+const SELECTION = /* GraphQL */ `
+  edges { cursor score node { id content category superseded createdAt } }
+  pageInfo { hasNextPage endCursor }`;
+const PROFILE = `query Profile($userId: ID, ${ARGS}) {
+  memories: profileMemories(userId: $userId, ${PASS}) { ${SELECTION} } }`;
+const RELATIONSHIP = `query Relationship($instanceId: ID!, ${ARGS}) {
+  memories: relationshipMemories(instanceId: $instanceId, ${PASS}) { ${SELECTION} } }`;
+
+interface Edge {
+  cursor: string;
+  score: number | null;
+  node: { id: string; content: string; category: string; superseded: boolean; createdAt: string };
+}
+interface Page {
+  memories: { edges: Edge[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } };
+}
+
+async function profile(token: string, variables: Record<string, unknown>) {
+  return dataOf(await t.gql<Page>(PROFILE, { first: 100, ...variables }, token)).memories;
+}
+
+const contents = (page: { edges: Edge[] }) => page.edges.map((e) => e.node.content);
+const rankOf = (page: { edges: Edge[] }, content: string) => contents(page).indexOf(content) + 1;
+
+describe('hybrid search: meaning fused with words', () => {
+  let owner: { id: string; token: string };
+  let ids: string[];
+  beforeAll(async () => {
+    owner = await newUser();
+    ids = await store({ userId: owner.id, instanceId: null }, CORPUS);
+  });
+
+  it('search finds an exact rare word that pure vector search ranks low', async () => {
+    // A bare name, and the way a person asks. Meaning alone puts other people's memories
+    // first (to the embedder "Xochitl" is just some name); the word match puts hers on top.
+    for (const search of ['Xochitl', 'who is Xochitl?']) {
+      const hybrid = await profile(owner.token, { search, searchMode: 'HYBRID' });
+      const vector = await profile(owner.token, { search, searchMode: 'VECTOR' });
+      expect(rankOf(hybrid, XOCHITL), search).toBe(1);
+      expect(rankOf(vector, XOCHITL), search).toBeGreaterThan(1);
+      // HYBRID is the default.
+      expect(contents(await profile(owner.token, { search }))).toEqual(contents(hybrid));
+    }
+    // The question's stop words ("who", "is") do not have to appear in the memory.
+    const question = await profile(owner.token, {
+      search: 'who is Xochitl?',
+      searchMode: 'VECTOR',
+    });
+    expect(rankOf(question, XOCHITL)).toBeGreaterThanOrEqual(3);
+  });
+
+  it('scores: fused and scaled to (0, 1] in HYBRID, cosine similarity in VECTOR', async () => {
+    const hybrid = await profile(owner.token, { search: 'Xochitl' });
+    const scores = hybrid.edges.map((e) => e.score ?? Number.NaN);
+    expect(scores.every((s) => s > 0 && s <= 1)).toBe(true);
+    expect(scores).toEqual([...scores].sort((a, b) => b - a));
+    // Found by both sides (near the top by meaning, first by words): above what one side alone
+    // can give (0.5); every other memory shares no word with the query.
+    expect(scores[0]).toBeGreaterThan(0.5);
+    expect(scores.slice(1).every((s) => s <= 0.5)).toBe(true);
+    // Meaning contributes up to 50 rows, words one: 30 memories, all found by meaning.
+    expect(hybrid.edges).toHaveLength(CORPUS.length);
+
+    const vector = await profile(owner.token, { search: 'Xochitl', searchMode: 'VECTOR' });
+    const cosines = vector.edges.map((e) => e.score ?? Number.NaN);
+    expect(cosines.every((s) => s >= -1 && s <= 1)).toBe(true);
+    expect(cosines).toEqual([...cosines].sort((a, b) => b - a));
+  });
+
+  it('filters by category and time range on both sides of the fusion', async () => {
+    // Only the word side would find Xochitl's memory first: if a filter were missing there,
+    // it would show up below.
+    const facts = await profile(owner.token, { search: 'Xochitl', category: 'FACT' });
+    expect(facts.edges.length).toBeGreaterThan(0);
+    expect(facts.edges.every((e) => e.node.category === 'FACT')).toBe(true);
+    expect(contents(facts)).not.toContain(XOCHITL);
+
+    const xochitlId = ids[CORPUS.findIndex(([c]) => c === XOCHITL)] as string;
+    const marathonId = ids[5] as string;
+    await setCreatedAt(xochitlId, '2024-01-10T12:00:00.000Z');
+    await setCreatedAt(marathonId, '2024-04-07T18:00:00.000Z');
+    const window = {
+      createdAfter: '2024-01-10T12:00:00.000Z',
+      createdBefore: '2024-04-07T18:00:00.000Z',
+    };
+    for (const searchMode of ['HYBRID', 'VECTOR']) {
+      // [after, before): the lower bound is inclusive, the upper exclusive.
+      const inWindow = await profile(owner.token, { search: 'Xochitl', searchMode, ...window });
+      expect(contents(inWindow), searchMode).toEqual([XOCHITL]);
+      const before = await profile(owner.token, {
+        search: 'marathon Xochitl',
+        searchMode,
+        createdBefore: '2024-06-01T00:00:00.000Z',
+      });
+      expect(new Set(contents(before)), searchMode).toEqual(new Set([XOCHITL, CORPUS[5]?.[0]]));
+      const after = await profile(owner.token, {
+        search: 'Xochitl',
+        searchMode,
+        createdAfter: '2024-06-01T00:00:00.000Z',
+      });
+      expect(after.edges).toHaveLength(CORPUS.length - 2);
+      expect(contents(after), searchMode).not.toContain(XOCHITL);
+    }
+    // Listing takes the same window.
+    const listed = await profile(owner.token, window);
+    expect(contents(listed)).toEqual([XOCHITL]);
+
+    const empty = await t.gql(
+      PROFILE,
+      { createdAfter: window.createdBefore, createdBefore: window.createdAfter },
+      owner.token,
+    );
+    expect(codesOf(empty)).toEqual(['BAD_USER_INPUT']);
+    const same = await t.gql(
+      PROFILE,
+      { createdAfter: window.createdAfter, createdBefore: window.createdAfter },
+      owner.token,
+    );
+    expect(codesOf(same)).toEqual(['BAD_USER_INPUT']);
+  });
+
+  it('finds superseded memories only with includeSuperseded', async () => {
+    const user = await newUser();
+    const scope = { userId: user.id, instanceId: null };
+    const [oldId, movedId] = [
+      ...(await store(scope, [['User lives in Oaxaca with her cat Quetzal', 'FACT']])),
+      ...(await store(scope, [['User moved to Mérida with her cat Quetzal', 'FACT']])),
+    ] as [string, string];
+    await supersedeMemory(t.services.prisma, scope, oldId, movedId);
+    const [old, moved] = [encodeGlobalID('Memory', oldId), encodeGlobalID('Memory', movedId)];
+
+    for (const searchMode of ['HYBRID', 'VECTOR']) {
+      const live = await profile(user.token, { search: 'Oaxaca', searchMode });
+      expect(
+        live.edges.map((e) => e.node.id),
+        searchMode,
+      ).toEqual([moved]);
+      const all = await profile(user.token, {
+        search: 'Oaxaca',
+        searchMode,
+        includeSuperseded: true,
+      });
+      expect(all.edges[0]?.node, searchMode).toMatchObject({ id: old, superseded: true });
+      expect(all.edges).toHaveLength(2);
+    }
+    expect((await profile(user.token, {})).edges.map((e) => e.node.id)).toEqual([moved]);
+    const history = await profile(user.token, { includeSuperseded: true });
+    expect(new Set(history.edges.map((e) => e.node.id))).toEqual(new Set([old, moved]));
+  });
+
+  it('never returns a memory embedded by another model, not even by its words', async () => {
+    const user = await newUser();
+    const scope = { userId: user.id, instanceId: null };
+    await store(scope, [['User plays the theremin on Fridays', 'PREFERENCE']]);
+    await store(scope, [['User bought a theremin in Vienna', 'EVENT']], 'some-retired-model');
+    for (const searchMode of ['HYBRID', 'VECTOR']) {
+      const page = await profile(user.token, { search: 'theremin', searchMode });
+      expect(contents(page), searchMode).toEqual(['User plays the theremin on Fridays']);
+    }
+    // A listing is not a vector search: it shows every memory.
+    expect((await profile(user.token, {})).edges).toHaveLength(2);
+  });
+
+  it('keeps the layers apart: a relationship search never returns profile memories', async () => {
+    const personas = await personaIds(t, owner.token);
+    const { instanceId } = await startChat(t, owner.token, personas.mira as string);
+    const rel = 'User and Mira invented a dance called the Xochitl shuffle';
+    await store({ userId: owner.id, instanceId: decodeGlobalID(instanceId).id }, [[rel, 'OTHER']]);
+    for (const searchMode of ['HYBRID', 'VECTOR']) {
+      const res = await t.gql<Page>(
+        RELATIONSHIP,
+        { instanceId, search: 'Xochitl', searchMode, first: 10 },
+        owner.token,
+      );
+      expect(contents(dataOf(res).memories), searchMode).toEqual([rel]);
+    }
+    expect(rankOf(await profile(owner.token, { search: 'Xochitl' }), rel)).toBe(0);
+  });
+});
+
+describe('hostile search strings are only words', () => {
+  const HOSTILE = [
+    "'",
+    '"',
+    '\\',
+    "\\'",
+    '"unterminated phrase',
+    "it's O'Brien's \"quote\"",
+    '& | ! ( ) : * <-> <2>',
+    'a:* & !b | (c <-> d)',
+    '!!!',
+    '-',
+    '- - -',
+    'or',
+    'or or and not',
+    '[1,2,3]',
+    '[0.1, 0.2, 0.3]::vector',
+    "'[1,2,3]'::vector <=> embedding",
+    "'; DROP TABLE memories; --",
+    "Xochitl' OR '1'='1",
+    '$1 $$ %s %_ {{x}} #{x}',
+    '\u0000',
+    'Xochitl\u0000postcards',
+    'emoji 🧪🔥 and 東京 and zoë',
+    'the of and is',
+    "\\x00 \\u0000 E'\\\\'",
+    ')'.repeat(500),
+    'a '.repeat(250).trim(),
+  ];
+
+  it('accepts every string in both modes, in both layers, and changes nothing', async () => {
+    const user = await newUser();
+    await store({ userId: user.id, instanceId: null }, CORPUS.slice(0, 5));
+    const personas = await personaIds(t, user.token);
+    const { instanceId } = await startChat(t, user.token, personas.rook as string);
+    const before = await t.services.prisma.memory.count();
+    for (const search of HOSTILE) {
+      for (const searchMode of ['HYBRID', 'VECTOR']) {
+        const p = await t.gql<Page>(PROFILE, { search, searchMode }, user.token);
+        expect(p.errors, `${searchMode} ${JSON.stringify(search)}`).toBeUndefined();
+        expect(Array.isArray(p.data?.memories.edges)).toBe(true);
+        const r = await t.gql<Page>(RELATIONSHIP, { instanceId, search, searchMode }, user.token);
+        expect(r.errors, `${searchMode} ${JSON.stringify(search)}`).toBeUndefined();
+      }
+    }
+    expect(await t.services.prisma.memory.count()).toBe(before);
+    // NUL separates words like a space: the words around it still match.
+    const nul = await profile(user.token, { search: 'Xochitl\u0000postcards' });
+    expect(contents(nul)).toContain(XOCHITL);
+  });
+});
+
+describe('pagination', () => {
+  it('listing cursors stay exact while memories are added', async () => {
+    const user = await newUser();
+    const scope = { userId: user.id, instanceId: null };
+    const items = Array.from(
+      { length: 12 },
+      (_, i) =>
+        [
+          `User's note number ${i} about ${i % 2 ? 'music' : 'food'}`,
+          i % 2 ? 'PREFERENCE' : 'FACT',
+        ] as const,
+    );
+    const ids = await store(scope, items);
+    for (const [i, id] of ids.entries()) {
+      await setCreatedAt(id, new Date(Date.UTC(2025, 0, 1 + i)).toISOString());
+    }
+    // Two rows with the same timestamp: the id breaks the tie, and the cursor carries both.
+    await setCreatedAt(ids[3] as string, new Date(Date.UTC(2025, 0, 5)).toISOString());
+    const expected = async (variables: Record<string, unknown>) =>
+      (await profile(user.token, variables)).edges.map((e) => e.node.id);
+
+    for (const filter of [
+      {},
+      { category: 'FACT' },
+      { createdBefore: '2025-01-10T00:00:00.000Z', createdAfter: '2025-01-02T00:00:00.000Z' },
+    ]) {
+      const all = await expected(filter);
+      const seen: string[] = [];
+      let after: string | null = null;
+      let n = 0;
+      do {
+        const page: Page['memories'] = await profile(user.token, { ...filter, first: 2, after });
+        seen.push(...page.edges.map((e) => e.node.id));
+        after = page.pageInfo.hasNextPage ? page.pageInfo.endCursor : null;
+        // Newer memories arrive between pages: they belong before the first page, never in
+        // the pages still to come.
+        const [added] = await store(scope, [
+          [`User's fresh note ${JSON.stringify(filter)} ${n}`, 'FACT'],
+        ]);
+        n += 1;
+        expect(added).toBeTruthy();
+      } while (after);
+      expect(seen, JSON.stringify(filter)).toEqual(all);
+    }
+  });
+
+  it('search pages by offset: each memory once, in ranking order', async () => {
+    const user = await newUser();
+    await store({ userId: user.id, instanceId: null }, CORPUS);
+    for (const searchMode of ['HYBRID', 'VECTOR']) {
+      const all = (await profile(user.token, { search: 'nurse Lisbon', searchMode })).edges;
+      const seen: Edge[] = [];
+      let after: string | null = null;
+      do {
+        const page: Page['memories'] = await profile(user.token, {
+          search: 'nurse Lisbon',
+          searchMode,
+          first: 7,
+          after,
+        });
+        seen.push(...page.edges);
+        after = page.pageInfo.hasNextPage ? page.pageInfo.endCursor : null;
+      } while (after);
+      expect(seen.map((e) => [e.node.id, e.score])).toEqual(all.map((e) => [e.node.id, e.score]));
+      expect(all).toHaveLength(CORPUS.length);
+    }
+    // A listing cursor is not a search cursor.
+    const listing = await profile(user.token, { first: 1 });
+    const mixed = await t.gql(
+      PROFILE,
+      { search: 'nurse', after: listing.pageInfo.endCursor },
+      user.token,
+    );
+    expect(codesOf(mixed)).toEqual(['BAD_USER_INPUT']);
+  });
+});
+
+describe('access is unchanged', () => {
+  it('owner and admin search; a stranger gets FORBIDDEN or NOT_FOUND; anonymous is refused', async () => {
+    const owner = await newUser();
+    const stranger = await newUser();
+    const admin = await newUser({ admin: true });
+    await store({ userId: owner.id, instanceId: null }, [[XOCHITL, 'RELATION']]);
+    const personas = await personaIds(t, owner.token);
+    const { instanceId } = await startChat(t, owner.token, personas.mira as string);
+    const userId = encodeGlobalID('User', owner.id);
+    const args = {
+      search: 'Xochitl',
+      searchMode: 'HYBRID',
+      includeSuperseded: true,
+      createdAfter: '2000-01-01T00:00:00.000Z',
+    };
+
+    const asAdmin = dataOf(await t.gql<Page>(PROFILE, { userId, ...args }, admin.token));
+    expect(contents(asAdmin.memories)).toEqual([XOCHITL]);
+    const own = dataOf(await t.gql<Page>(PROFILE, { userId, ...args }, owner.token));
+    expect(contents(own.memories)).toEqual([XOCHITL]);
+
+    const stolen = await t.gql<Page>(PROFILE, { userId, ...args }, stranger.token);
+    expect(codesOf(stolen)).toEqual(['FORBIDDEN']);
+    expect(stolen.data ?? null).toBeNull();
+    const rel = await t.gql<Page>(RELATIONSHIP, { instanceId, ...args }, stranger.token);
+    expect(codesOf(rel)).toEqual(['NOT_FOUND']);
+    expect(
+      dataOf(await t.gql<Page>(RELATIONSHIP, { instanceId, ...args }, admin.token)),
+    ).toBeTruthy();
+
+    const anonymous = await t.gql<Page>(PROFILE, args);
+    expect(codesOf(anonymous)).toEqual(['UNAUTHENTICATED']);
+  });
+});
