@@ -1,7 +1,13 @@
 import { decodeGlobalID, encodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { insertMemory, type LayerScope, supersedeMemory } from '../src/memory/store.js';
+import {
+  insertMemory,
+  type LayerScope,
+  searchLayerHybrid,
+  supersedeMemory,
+} from '../src/memory/store.js';
 import type { MemoryCategory } from '../src/memory/types.js';
+import { EMBEDDING_DIMENSIONS } from '../src/providers/embeddings/types.js';
 import { codesOf, createTestContext, dataOf, type TestContext } from './helpers/app.js';
 import { personaIds, startChat } from './helpers/chat.js';
 
@@ -278,6 +284,64 @@ describe('hybrid search: meaning fused with words', () => {
   });
 });
 
+describe('fusion when meaning misses the word entirely', () => {
+  /** A unit vector along `axis`, tilted by `tilt` towards axis 2 (so rows differ in distance). */
+  const axis = (n: number, tilt = 0) =>
+    Array.from({ length: EMBEDDING_DIMENSIONS }, (_, i) =>
+      i === n ? Math.cos(tilt) : i === 2 ? Math.sin(tilt) : 0,
+    );
+
+  it('ranks word matches first even when none is among the nearest by meaning', async () => {
+    // Past a few dozen memories a rare name can fall out of the meaning side's candidates
+    // altogether (measured: "who is Xochitl?" over 1,000 memories with the local embedder).
+    // Vectors are built by hand here so that is certain: 60 rows near the query, the named
+    // one orthogonal to it.
+    const user = await newUser();
+    const scope = { userId: user.id, instanceId: null };
+    const model = 'test-axes';
+    for (let i = 0; i < 60; i++) {
+      await insertMemory(t.services.prisma, {
+        scope,
+        content: `User wrote diary entry number ${i}`,
+        category: 'OTHER',
+        confidence: null,
+        embedding: axis(0, 0.01 * (i + 1)),
+        embeddingModel: model,
+        sourceMessageId: null,
+        sourceSessionId: null,
+      });
+    }
+    // Five rows name her, all orthogonal to the query: none is among the 50 nearest.
+    const named = [0, 1, 2, 3, 4].map((i) => `User's pen pal Xochitl sent postcard number ${i}`);
+    for (const content of named) {
+      await insertMemory(t.services.prisma, {
+        scope,
+        content,
+        category: 'RELATION',
+        confidence: null,
+        embedding: axis(1),
+        embeddingModel: model,
+        sourceMessageId: null,
+        sourceSessionId: null,
+      });
+    }
+    const hits = await searchLayerHybrid(t.services.prisma, scope, {
+      embedding: axis(0),
+      model,
+      text: 'Xochitl',
+      k: 7,
+    });
+    // Each is first by words (a tie: one mention each), the diary entry 0 first by meaning:
+    // all score 0.5, and the word matches come first.
+    expect(new Set(hits.slice(0, 5).map((h) => h.memory.content))).toEqual(new Set(named));
+    expect(hits.slice(5).map((h) => h.memory.content)).toEqual([
+      'User wrote diary entry number 0',
+      'User wrote diary entry number 1',
+    ]);
+    expect(hits.slice(0, 6).every((h) => Math.abs(h.score - 0.5) < 1e-9)).toBe(true);
+  });
+});
+
 describe('hostile search strings are only words', () => {
   const HOSTILE = [
     "'",
@@ -374,6 +438,59 @@ describe('pagination', () => {
       } while (after);
       expect(seen, JSON.stringify(filter)).toEqual(all);
     }
+  });
+
+  it('aliased listings in one request page exactly as they do one by one', async () => {
+    // A dashboard lists every persona instance in one request: the listings are batched into
+    // one statement, which must not let pages, positions or filters bleed into each other.
+    const user = await newUser();
+    const personas = await personaIds(t, user.token);
+    const instances: string[] = [];
+    for (const slug of ['mira', 'rook']) {
+      const { instanceId } = await startChat(t, user.token, personas[slug] as string);
+      instances.push(instanceId);
+      const scope = { userId: user.id, instanceId: decodeGlobalID(instanceId).id };
+      await store(
+        scope,
+        Array.from(
+          { length: 5 },
+          (_, i) => [`User and ${slug} shared moment ${i}`, 'EVENT'] as const,
+        ),
+      );
+    }
+    await store({ userId: user.id, instanceId: null }, CORPUS.slice(0, 6));
+    const [mira, rook] = instances as [string, string];
+    const firstMira = dataOf(
+      await t.gql<Page>(RELATIONSHIP, { instanceId: mira, first: 2 }, user.token),
+    ).memories;
+    const calls: [string, Record<string, unknown>][] = [
+      ['relationshipMemories', { instanceId: mira, first: 2 }],
+      ['relationshipMemories', { instanceId: mira, first: 2, after: firstMira.pageInfo.endCursor }],
+      ['relationshipMemories', { instanceId: rook, first: 2 }],
+      ['relationshipMemories', { instanceId: rook, first: 10 }],
+      ['relationshipMemories', { instanceId: rook, first: 10, category: 'FACT' }],
+      ['profileMemories', { first: 4 }],
+      ['profileMemories', { first: 4, category: 'PREFERENCE' }],
+    ];
+    const literal = (v: unknown) =>
+      typeof v === 'string' && /^[A-Z]+$/.test(v) ? v : JSON.stringify(v);
+    const batched = `query { ${calls
+      .map(([field, args], i) => {
+        const list = Object.entries(args).map(([k, v]) => `${k}: ${literal(v)}`);
+        return `a${i}: ${field}(${list.join(', ')}) { ${SELECTION} }`;
+      })
+      .join('\n')} }`;
+    const together = dataOf(await t.gql<Record<string, Page['memories']>>(batched, {}, user.token));
+    for (const [i, [field, args]] of calls.entries()) {
+      const alone = dataOf(
+        await t.gql<Page>(field === 'profileMemories' ? PROFILE : RELATIONSHIP, args, user.token),
+      ).memories;
+      expect(together[`a${i}`], JSON.stringify(args)).toEqual(alone);
+    }
+    expect(together.a0?.edges).toHaveLength(2);
+    expect(together.a1?.edges).toHaveLength(2);
+    expect(together.a3?.edges).toHaveLength(5);
+    expect(together.a4?.edges).toEqual([]);
   });
 
   it('search pages by offset: each memory once, in ranking order', async () => {

@@ -34,7 +34,8 @@ export interface ScoredMemory {
   score: number;
 }
 
-const COLUMNS = Prisma.sql`id, user_id AS "userId", instance_id AS "instanceId",
+/** Every column but the vector, aliased to MemoryRow's field names. */
+export const COLUMNS = Prisma.sql`id, user_id AS "userId", instance_id AS "instanceId",
   source_message_id AS "sourceMessageId", source_session_id AS "sourceSessionId", content,
   content_hash AS "contentHash", category::text AS category, confidence,
   embedding_model AS "embeddingModel", superseded_by_id AS "supersededById",
@@ -91,16 +92,11 @@ export interface VectorQuery extends MemoryFilter {
 }
 
 /**
- * The rows of one layer a search may return. Optional conditions are appended only when set:
- * a `$n IS NULL OR …` predicate would hide them from the planner in a generic plan.
+ * The caller's filter as SQL conditions, appended only when set: a `$n IS NULL OR …` predicate
+ * would hide them from the planner in a generic plan.
  */
-function searchable(scope: LayerScope, model: string, filter: MemoryFilter): Prisma.Sql {
-  const conditions = [
-    layerFilter(scope),
-    Prisma.sql`embedding_model = ${model}`,
-    Prisma.sql`embedding IS NOT NULL`,
-    Prisma.sql`(expires_at IS NULL OR expires_at > now())`,
-  ];
+export function filterConditions(filter: MemoryFilter): Prisma.Sql[] {
+  const conditions: Prisma.Sql[] = [];
   if (!filter.includeSuperseded) conditions.push(Prisma.sql`superseded_by_id IS NULL`);
   if (filter.category) {
     conditions.push(Prisma.sql`category = ${filter.category}::memory_category`);
@@ -112,7 +108,21 @@ function searchable(scope: LayerScope, model: string, filter: MemoryFilter): Pri
   if (filter.createdBefore) {
     conditions.push(Prisma.sql`created_at < ${filter.createdBefore.toISOString()}::timestamptz`);
   }
-  return Prisma.join(conditions, ' AND ');
+  return conditions;
+}
+
+/** The rows of one layer a search may compare with a vector of `model`. */
+function searchable(scope: LayerScope, model: string, filter: MemoryFilter): Prisma.Sql {
+  return Prisma.join(
+    [
+      layerFilter(scope),
+      Prisma.sql`embedding_model = ${model}`,
+      Prisma.sql`embedding IS NOT NULL`,
+      Prisma.sql`(expires_at IS NULL OR expires_at > now())`,
+      ...filterConditions(filter),
+    ],
+    ' AND ',
+  );
 }
 
 /**
@@ -170,8 +180,9 @@ const RRF_SCALE = (RRF_K + 1) / 2;
  * - The text goes through websearch_to_tsquery, which accepts any string (quotes, `or` and
  *   `-word` are syntax; everything else is a word): user input is never a tsquery error.
  * - Both sides see exactly the same rows (one filter).
- * - Full-text ties share a rank (a word in every row tells the fusion nothing) and are cut to
- *   HYBRID_CANDIDATES by meaning.
+ * - Full-text ties share a rank (a word in every row tells the fusion nothing); which of them
+ *   make the cut is decided by their rank on the meaning side (reused, not recomputed: the
+ *   distance of every match would double the work for a word every memory contains).
  * - Equal fused scores go to rows that match the words: a match means every query word is in
  *   the memory, while some row is always nearest by meaning, relevant or not.
  * - The score is the fused score scaled to (0, 1]: 1 = first on both sides; a row found by one
@@ -197,13 +208,12 @@ export async function searchLayerHybrid(
       ) AS nearest
     ), by_words AS (
       SELECT id, rank() OVER (ORDER BY text_rank DESC) AS rank,
-        row_number() OVER (ORDER BY text_rank DESC, distance, id) AS position
+        row_number() OVER (ORDER BY text_rank DESC, meaning_rank, id) AS position
       FROM (
-        SELECT id, ts_rank_cd(search_tsv, ${tsquery}) AS text_rank,
-          embedding <=> ${vec}::vector AS distance
-        FROM memories
+        SELECT id, ts_rank_cd(search_tsv, ${tsquery}) AS text_rank, by_meaning.rank AS meaning_rank
+        FROM memories LEFT JOIN by_meaning USING (id)
         WHERE ${where} AND search_tsv @@ ${tsquery}
-        ORDER BY text_rank DESC, distance, id LIMIT ${HYBRID_CANDIDATES}
+        ORDER BY text_rank DESC, meaning_rank, id LIMIT ${HYBRID_CANDIDATES}
       ) AS matching
     )
     SELECT ${COLUMNS},

@@ -1,5 +1,13 @@
+import { createContextCache } from '@pothos/core';
+import DataLoader from 'dataloader';
 import { badInput, forbidden, notFound } from '../../errors.js';
-import { listMemories, type SearchMode, searchMemories } from '../../memory/queries.js';
+import {
+  type ListPage,
+  type ListRequest,
+  listMemoryPages,
+  type SearchMode,
+  searchMemories,
+} from '../../memory/queries.js';
 import {
   HYBRID_CANDIDATES,
   type LayerScope,
@@ -72,6 +80,17 @@ const memoryPageArgs = builder.args((t) => ({
   }),
 }));
 
+/**
+ * Listings of one request, batched: a dashboard aliasing relationshipMemories once per persona
+ * instance gets all of them in one statement.
+ */
+const listings = createContextCache(
+  (ctx: Context) =>
+    new DataLoader<ListRequest, ListPage, string>((keys) => listMemoryPages(ctx.prisma, keys), {
+      cacheKeyFn: (key) => JSON.stringify(key),
+    }),
+);
+
 interface PageArgs {
   category?: typeof MemoryCategory.$inferType | null;
   search?: string | null;
@@ -126,7 +145,7 @@ async function memoryPage(ctx: Context, scope: LayerScope, args: PageArgs) {
     hasNextPage = page.hasNextPage;
   } else {
     const after = args.after ? parseKeysetCursor(args.after) : undefined;
-    const page = await listMemories(ctx.prisma, scope, { ...filter, first, after });
+    const page = await listings(ctx).load({ scope, filter, first, after });
     edges = page.rows.map((node) => ({ node, score: null, cursor: keysetCursor(node) }));
     hasNextPage = page.hasNextPage;
   }

@@ -123,7 +123,10 @@ export const MemoryEdge = builder.objectRef<MemoryEdgeShape>('MemoryEdge').imple
     node: t.field({ type: Memory, resolve: (e) => e.node }),
     score: t.exposeFloat('score', {
       nullable: true,
-      description: 'Relevance (cosine similarity, -1..1) when the query had `search`.',
+      description:
+        'Relevance when the query had `search`: in HYBRID mode the fused rank score in (0, 1] ' +
+        '(1 = first by both meaning and words; <= 0.5 = found by one only); in VECTOR mode the ' +
+        'cosine similarity (-1..1). Null for plain listings.',
     }),
   }),
 });
