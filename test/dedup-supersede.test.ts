@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Worker } from '../src/jobs/worker.js';
 import { silentLogger } from '../src/logger.js';
 import { EXTRACT_MEMORIES, extractMemoriesHandler } from '../src/memory/extract-job.js';
-import { buildExtractionMessages } from '../src/memory/extraction-prompt.js';
 import { insertMemory } from '../src/memory/store.js';
 import type { MemoryExtractor } from '../src/memory/types.js';
+import { isExtractionRequest } from './fakes/extraction.js';
 import {
   type ChatBody,
   type OpenRouterFake,
@@ -24,18 +24,6 @@ import { type MemoryPage, PROFILE_MEMORIES, RELATIONSHIP_MEMORIES } from './help
  * whose answers are scripted per user message; embeddings come from the Voyage fake, whose
  * bag-of-words vectors make near-identical wordings near-identical vectors.
  */
-
-// The extractor's system prompt, from the code that writes it: the fake tells extraction calls
-// from chat calls by it.
-const EXTRACTION_SYSTEM_PROMPT =
-  buildExtractionMessages({
-    userMessage: '',
-    reply: '',
-    priorMessages: [],
-    messageTime: new Date(0),
-    personaName: '',
-    existing: [],
-  })[0]?.content ?? '';
 
 interface Listed {
   id: string;
@@ -59,7 +47,7 @@ const shown = new Map<string, Listed[]>();
 
 /** Reads an extraction request the way a model would: its tagged data blocks. */
 function parseExtraction(body: ChatBody): { userMessage: string; existing: Listed[] } | null {
-  if (body.messages[0]?.content !== EXTRACTION_SYSTEM_PROMPT) return null;
+  if (!isExtractionRequest(body)) return null;
   const data = body.messages[1]?.content ?? '';
   const block = (tag: string) =>
     new RegExp(`<${tag}>\\n([\\s\\S]*?)\\n</${tag}>`).exec(data)?.[1] ?? '';

@@ -1,6 +1,6 @@
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildExtractionMessages } from '../src/memory/extraction-prompt.js';
+import { isExtractionRequest } from './fakes/extraction.js';
 import {
   type ChatBody,
   type OpenRouterFake,
@@ -56,21 +56,9 @@ const VOYAGE_FAULTS: VoyageFault[] = [
   'wrong-dimension',
 ];
 
-// The extractor's system prompt, taken from the code that writes it, so the fake recognises
-// extraction calls however the prompt's wording evolves.
-const EXTRACTION_SYSTEM_PROMPT =
-  buildExtractionMessages({
-    userMessage: '',
-    reply: '',
-    priorMessages: [],
-    messageTime: new Date(0),
-    personaName: '',
-    existing: [],
-  })[0]?.content ?? '';
-
 /** The user message of an extraction request, or null for a chat request. */
 function extractionUserMessage(body: ChatBody): string | null {
-  if (body.messages[0]?.content !== EXTRACTION_SYSTEM_PROMPT) return null;
+  if (!isExtractionRequest(body)) return null;
   const data = body.messages[1]?.content ?? '';
   return /<user_message>\n([\s\S]*?)\n<\/user_message>/.exec(data)?.[1] ?? '';
 }

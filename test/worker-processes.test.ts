@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { buildExtractionMessages } from '../src/memory/extraction-prompt.js';
+import { isExtractionRequest } from './fakes/extraction.js';
 import {
   type ChatBody,
   type OpenRouterFake,
@@ -27,15 +27,6 @@ import { tier } from './helpers/database.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 
-// Taken from the source, so that rewording the prompt cannot turn extraction calls into chat.
-const [EXTRACTION_SYSTEM] = buildExtractionMessages({
-  userMessage: '',
-  reply: '',
-  priorMessages: [],
-  messageTime: new Date(0),
-  personaName: '',
-  existing: [],
-});
 const WORDS = /My code words are ([0-9a-f ]+)\./;
 // Jobs of the crash and concurrency tests: enough for several batches per worker.
 const USERS = 4;
@@ -67,7 +58,6 @@ interface WorkerProcess {
 const memoryOf = (words: string) => `User's code words are ${words}`;
 // Random tokens: memories of two turns share too few words to be taken for near-duplicates.
 const codeWords = () => Array.from({ length: 5 }, () => randomBytes(3).toString('hex')).join(' ');
-const isExtraction = (body: ChatBody) => body.messages[0]?.content === EXTRACTION_SYSTEM?.content;
 
 /** The turn being extracted is the <user_message> block; earlier turns appear only as context. */
 function wordsOf(body: ChatBody): string | null {
@@ -76,7 +66,7 @@ function wordsOf(body: ChatBody): string | null {
 }
 
 function respond(body: ChatBody): string {
-  if (!isExtraction(body)) return 'Noted, I will remember that.';
+  if (!isExtractionRequest(body)) return 'Noted, I will remember that.';
   const words = wordsOf(body);
   const memory = { category: 'fact', layer: 'PROFILE', confidence: 0.9 };
   return JSON.stringify({ memories: words ? [{ content: memoryOf(words), ...memory }] : [] });
@@ -227,7 +217,7 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
   function extractionCalls(): Map<string, number> {
     const calls = new Map<string, number>();
     for (const { body } of openrouter.requests) {
-      if (!body || !isExtraction(body)) continue;
+      if (!body || !isExtractionRequest(body)) continue;
       const words = wordsOf(body) ?? '(unknown turn)';
       calls.set(words, (calls.get(words) ?? 0) + 1);
     }
@@ -277,7 +267,7 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
 
   it('a worker killed mid-batch loses nothing: a new worker takes over its claims, and every memory is written once', async () => {
     const began = Date.now();
-    openrouter.setDelay((body) => (isExtraction(body) ? 200 : 0));
+    openrouter.setDelay((body) => (isExtractionRequest(body) ? 200 : 0));
     const turns = await createTurns(USERS, TURNS_PER_USER);
     // The claimer's timeout decides when a claim counts as stale: short, so worker B takes over
     // the dead worker's claims within the test, yet well above one job's time even on a busy
@@ -336,7 +326,7 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
 
   it('three workers started together run every job exactly once', async () => {
     const began = Date.now();
-    openrouter.setDelay((body) => (isExtraction(body) ? 150 : 0));
+    openrouter.setDelay((body) => (isExtractionRequest(body) ? 150 : 0));
     const turns = await createTurns(USERS, TURNS_PER_USER);
     // Park the jobs until all three workers are polling, then make them due at one instant:
     // the workers contend for every claim, instead of the first one up taking the lot.
@@ -399,7 +389,7 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
     it('past the drain deadline, hands its jobs back uncounted for another worker to finish', async () => {
       const began = Date.now();
       // Extraction outlasts the 500 ms drain deadline: the worker must give the jobs back.
-      openrouter.setDelay((body) => (isExtraction(body) ? 3_000 : 0));
+      openrouter.setDelay((body) => (isExtractionRequest(body) ? 3_000 : 0));
       const turns = await createTurns(2, 4);
       const worker = startWorker('worker A', {
         WORKER_CONCURRENCY: '4',
@@ -431,7 +421,7 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
     it('within the drain deadline, finishes its in-flight jobs and claims no more', async () => {
       const began = Date.now();
       // Long enough that nothing finishes between seeing the four calls and the signal.
-      openrouter.setDelay((body) => (isExtraction(body) ? 1_500 : 0));
+      openrouter.setDelay((body) => (isExtractionRequest(body) ? 1_500 : 0));
       const turns = await createTurns(2, 4);
       const worker = startWorker('worker A', {
         WORKER_CONCURRENCY: '4',
