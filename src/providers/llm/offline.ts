@@ -99,7 +99,9 @@ export class OfflineCompanion implements ChatModel {
     if (!bestProfile && !bestRelationship) parts.push(pick(voice.unknown, 2) ?? '');
     // After a question the memories are the answer; a follow-up question would dodge it.
     if (kind !== 'question') parts.push(pick(voice.followUp, 3) ?? '');
-    if (traits.catchphrase) parts.push(traits.catchphrase);
+    // A catchphrase the reply already says (e.g. "Tell me more?") would read as a stutter.
+    const catchphrase = traits.catchphrase;
+    if (catchphrase && !parts.some((part) => part.includes(catchphrase))) parts.push(catchphrase);
 
     const content = parts.filter((part) => part !== '').join(' ');
     // Word counts, not tokens: enough for the API to show usage; the model id says "offline".
