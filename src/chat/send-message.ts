@@ -2,7 +2,12 @@ import { type Message, Prisma } from '@prisma/client';
 import { AppError, badInput, conflict, notFound } from '../errors.js';
 import { enqueue } from '../jobs/queue.js';
 import { EXTRACT_MEMORIES } from '../memory/extract-job.js';
-import { recallForTurn } from '../memory/recall.js';
+import {
+  readStoredRecall,
+  recallForTurn,
+  type StoredRecall,
+  toStoredRecall,
+} from '../memory/recall.js';
 import { findMemoriesByIds, type ScoredMemory } from '../memory/store.js';
 import type { Services } from '../services.js';
 import { buildPrompt } from './prompt.js';
@@ -18,12 +23,6 @@ export interface Turn {
   userMessage: Message;
   reply: Message;
   recalled: { profile: ScoredMemory[]; relationship: ScoredMemory[] };
-}
-
-/** What a reply stores about its recall, so a retried request returns the same turn. */
-interface StoredRecall {
-  profile: { id: string; score: number }[];
-  relationship: { id: string; score: number }[];
 }
 
 const CLIENT_ID = /^[\w.:-]{1,128}$/;
@@ -115,10 +114,8 @@ export async function sendMessage(s: Services, input: SendMessageInput): Promise
     );
   }
 
-  const stored: StoredRecall = {
-    profile: recalled.profile.map((m) => ({ id: m.memory.id, score: m.score })),
-    relationship: recalled.relationship.map((m) => ({ id: m.memory.id, score: m.score })),
-  };
+  // Stored on the reply, so a retried request returns the very same turn.
+  const stored = toStoredRecall(recalled);
   try {
     const reply = await s.prisma.$transaction(async (tx) => {
       const created = await tx.message.create({
@@ -131,7 +128,7 @@ export async function sendMessage(s: Services, input: SendMessageInput): Promise
           model: completion.model,
           promptTokens: completion.promptTokens,
           completionTokens: completion.completionTokens,
-          recall: stored as unknown as Prisma.InputJsonValue,
+          recall: stored,
         },
       });
       await enqueue(tx, {
@@ -194,7 +191,7 @@ async function persistUserMessage(
 }
 
 async function replay(s: Services, userMessage: Message, reply: Message): Promise<Turn> {
-  const stored = (reply.recall ?? { profile: [], relationship: [] }) as unknown as StoredRecall;
+  const stored = readStoredRecall(reply.recall);
   const ids = [...stored.profile, ...stored.relationship].map((r) => r.id);
   const rows = new Map((await findMemoriesByIds(s.prisma, ids)).map((m) => [m.id, m]));
   // Memories deleted since the turn are left out rather than resurrected.

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DeferJobError, type JobHandler } from '../jobs/worker.js';
 import type { Services } from '../services.js';
 import { guardCandidates } from './guard.js';
+import { readStoredRecall } from './recall.js';
 import {
   findMemoriesByIds,
   insertMemory,
@@ -15,10 +16,6 @@ import type { ExistingMemory, MemoryCandidate } from './types.js';
 export const EXTRACT_MEMORIES = 'extract_memories';
 
 const Payload = z.object({ replyId: z.uuid() });
-const StoredRecall = z.object({
-  profile: z.array(z.object({ id: z.string() })),
-  relationship: z.array(z.object({ id: z.string() })),
-});
 /** Similar memories per layer shown to the extractor, so it neither repeats nor contradicts them. */
 const SIMILAR_PER_LAYER = 5;
 const RATE_WINDOW_MS = 60_000;
@@ -116,10 +113,8 @@ async function existingMemories(
   text: string,
   recall: unknown,
 ): Promise<ExistingMemory[]> {
-  const stored = StoredRecall.safeParse(recall);
-  const ids = stored.success
-    ? [...stored.data.profile, ...stored.data.relationship].map((r) => r.id)
-    : [];
+  const stored = readStoredRecall(recall);
+  const ids = [...stored.profile, ...stored.relationship].map((r) => r.id);
   const [embedding] = await s.embedder.embed([text], 'query');
   if (!embedding) throw new Error('embedder returned no vector');
   const query = { embedding, model: s.embedder.model, k: SIMILAR_PER_LAYER };

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Embedder } from '../providers/embeddings/types.js';
@@ -46,4 +47,23 @@ export async function recallForTurn(
     deps.logger.warn({ err, userId: scope.userId }, 'recall failed; answering without memories');
     return { profile: [], relationship: [], error: (err as Error).message };
   }
+}
+
+const StoredRecallSchema = z.object({
+  profile: z.array(z.object({ id: z.string(), score: z.number() })),
+  relationship: z.array(z.object({ id: z.string(), score: z.number() })),
+});
+
+/** What a reply stores about its recall: ids and scores per layer (messages.recall). */
+export type StoredRecall = z.infer<typeof StoredRecallSchema>;
+
+export function toStoredRecall(r: Pick<RecallResult, 'profile' | 'relationship'>): StoredRecall {
+  const strip = (list: ScoredMemory[]) => list.map((m) => ({ id: m.memory.id, score: m.score }));
+  return { profile: strip(r.profile), relationship: strip(r.relationship) };
+}
+
+/** Reads messages.recall back; anything unreadable counts as nothing recalled. */
+export function readStoredRecall(json: unknown): StoredRecall {
+  const parsed = StoredRecallSchema.safeParse(json);
+  return parsed.success ? parsed.data : { profile: [], relationship: [] };
 }
