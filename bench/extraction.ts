@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createApp } from '../src/app.js';
 import { createVerifier, mintToken } from '../src/auth/tokens.js';
-import { createServices, createWorker } from '../src/composition.js';
+import { createServices, createWorker, graphqlLimitsFrom } from '../src/composition.js';
 import { parseEnv } from '../src/env.js';
 import { silentLogger } from '../src/logger.js';
 import { DEFAULT_PERSONAS } from '../src/personas/defaults.js';
@@ -110,6 +110,8 @@ async function main() {
       WORKER_POLL_MS: '100',
       // Throughput, not the per-user limiter (60/min by default would defer most jobs).
       MEMORY_WRITES_PER_MINUTE: '10000',
+      CHAT_TURNS_PER_MINUTE: '10000',
+      CHAT_MAX_CONCURRENT_TURNS: '100',
       MEMORY_MAX_PER_TURN: '10',
     });
     const services = createServices(env, bench.db, silentLogger);
@@ -117,6 +119,7 @@ async function main() {
       services,
       verifyToken: createVerifier({ secret: JWT_SECRET, adminUserIds: [] }),
       production: true,
+      limits: graphqlLimitsFrom(env),
     });
     const gql = async (query: string, variables: Record<string, unknown>, token: string) => {
       const res = await app.fetch('http://bench/graphql', {

@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { createApp } from '../src/app.js';
 import { createVerifier, mintToken } from '../src/auth/tokens.js';
-import { createServices } from '../src/composition.js';
+import { createServices, graphqlLimitsFrom } from '../src/composition.js';
 import { openDatabase } from '../src/db/client.js';
 import { parseEnv } from '../src/env.js';
 import { silentLogger } from '../src/logger.js';
@@ -165,6 +165,9 @@ async function main() {
       OPENROUTER_API_KEY: openrouter.apiKey,
       OPENROUTER_BASE_URL: openrouter.url,
       WORKER_ENABLED: 'false',
+      // Overhead, not the per-user limiter.
+      CHAT_TURNS_PER_MINUTE: '10000',
+      CHAT_MAX_CONCURRENT_TURNS: '100',
     };
 
     // ---- 1. SQL statements per turn, in-process (the pg driver tap sees every statement).
@@ -182,6 +185,7 @@ async function main() {
       services,
       verifyToken: createVerifier({ secret: JWT_SECRET, adminUserIds: [] }),
       production: true,
+      limits: graphqlLimitsFrom(env),
     });
     const gqlIn = async (query: string, variables: Record<string, unknown>, token: string) => {
       const res = await inApp.fetch('http://bench/graphql', {

@@ -4,6 +4,7 @@ import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { TokenVerifier, Viewer } from './auth/tokens.js';
 import { createUserProvisioner } from './auth/users.js';
 import { AppError } from './errors.js';
+import { type GraphQLLimits, useGraphQLLimits } from './graphql/armor.js';
 import type { Context } from './graphql/context.js';
 import { createErrorMasker } from './graphql/errors.js';
 import { useOperationLogging } from './graphql/logging.js';
@@ -14,6 +15,8 @@ export interface AppOptions {
   services: Services;
   verifyToken: TokenVerifier;
   production: boolean;
+  /** Operation limits (GRAPHQL_MAX_*); see graphqlLimitsFrom. */
+  limits: GraphQLLimits;
 }
 
 export type App = YogaServerInstance<Record<string, unknown>, Context>;
@@ -44,6 +47,7 @@ export function createApp(options: AppOptions): App {
     maskedErrors: { maskError: createErrorMasker() },
     logging: false,
     plugins: [
+      useGraphQLLimits(options.limits, options.production),
       useOperationLogging(),
       usePrometheus({
         registry: services.metrics.registry,

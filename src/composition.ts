@@ -1,7 +1,9 @@
 import { DEV_USER_ID, loadDevSecret } from './auth/dev.js';
 import { type AuthConfig, mintToken } from './auth/tokens.js';
+import { ChatLimits } from './chat/limits.js';
 import { type Database, openDatabase } from './db/client.js';
 import type { Env } from './env.js';
+import type { GraphQLLimits } from './graphql/armor.js';
 import { queueDepth } from './jobs/queue.js';
 import { Worker } from './jobs/worker.js';
 import type { Logger } from './logger.js';
@@ -28,6 +30,16 @@ export function turnConfigFrom(env: Env): TurnConfig {
     dedupThreshold: env.MEMORY_DEDUP_THRESHOLD,
     memoryWritesPerMinute: env.MEMORY_WRITES_PER_MINUTE,
     jobMaxAttempts: env.JOB_MAX_ATTEMPTS,
+  };
+}
+
+export function graphqlLimitsFrom(env: Env): GraphQLLimits {
+  return {
+    maxDepth: env.GRAPHQL_MAX_DEPTH,
+    maxAliases: env.GRAPHQL_MAX_ALIASES,
+    maxCost: env.GRAPHQL_MAX_COST,
+    maxTokens: env.GRAPHQL_MAX_TOKENS,
+    maxDirectives: env.GRAPHQL_MAX_DIRECTIVES,
   };
 }
 
@@ -72,6 +84,12 @@ export function createServices(
     logger,
     metrics,
     config: turnConfigFrom(env),
+    limits: new ChatLimits({
+      turnsPerMinute: env.CHAT_TURNS_PER_MINUTE,
+      startsPerMinute: env.CHAT_STARTS_PER_MINUTE,
+      maxConcurrentTurns: env.CHAT_MAX_CONCURRENT_TURNS,
+      trackedUsers: env.RATE_LIMIT_TRACKED_USERS,
+    }),
     wakeWorker: () => wake(),
     setWake: (fn) => {
       wake = fn;

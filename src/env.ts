@@ -219,6 +219,77 @@ export const envSchema = z.object({
     .max(100)
     .default(5)
     .describe('Attempts before a job is dead.'),
+  CHAT_TURNS_PER_MINUTE: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(10000)
+    .default(30)
+    .describe(
+      'Per-user chat turns (sendMessage and streamed replies) per minute, with a burst of the same size; over it: RATE_LIMITED with retryAfterSeconds.',
+    ),
+  CHAT_STARTS_PER_MINUTE: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(10000)
+    .default(10)
+    .describe('Per-user startChat calls per minute; over it: RATE_LIMITED.'),
+  CHAT_MAX_CONCURRENT_TURNS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .default(2)
+    .describe('Turns of one user answered at the same time; more: RATE_LIMITED.'),
+  RATE_LIMIT_TRACKED_USERS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(1000000)
+    .default(10000)
+    .describe(
+      'Users whose rate-limit state is kept in memory (least recently seen forgotten first). Limits are per process.',
+    ),
+  MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(10485760)
+    .default(65536)
+    .describe('Largest accepted HTTP request body; larger: HTTP 413.'),
+  GRAPHQL_MAX_DEPTH: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .default(12)
+    .describe('Deepest field nesting of an operation (introspection excepted).'),
+  GRAPHQL_MAX_ALIASES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(1000)
+    .default(15)
+    .describe('Aliases in one operation.'),
+  GRAPHQL_MAX_COST: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(5000)
+    .describe("graphql-armor's cost estimate (fields weighted by depth) of one operation."),
+  GRAPHQL_MAX_TOKENS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .default(2000)
+    .describe('Tokens in one GraphQL document.'),
+  GRAPHQL_MAX_DIRECTIVES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(10)
+    .describe('Directives in one operation.'),
   METRICS_TOKEN: z
     .string()
     .min(16)
@@ -263,6 +334,13 @@ export function parseEnv(source: Record<string, string | undefined> = process.en
   ) {
     throw new Error(
       'Invalid configuration:\n  JWT_SECRET: required when NODE_ENV=production (or JWKS_URL)',
+    );
+  }
+  // A message of MAX_MESSAGE_CHARS characters (up to 4 UTF-8 bytes each, JSON-escaped at worst
+  // 6 bytes) plus the operation must fit in one request body.
+  if (env.MAX_BODY_BYTES < env.MAX_MESSAGE_CHARS * 6 + 4096) {
+    throw new Error(
+      `Invalid configuration:\n  MAX_BODY_BYTES: must be at least MAX_MESSAGE_CHARS × 6 + 4096 (${env.MAX_MESSAGE_CHARS * 6 + 4096})`,
     );
   }
   return env;

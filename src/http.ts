@@ -12,6 +12,28 @@ export interface HttpOptions {
   worker: Worker | null;
   /** When set, /metrics requires `Authorization: Bearer <token>`. */
   metricsToken?: string;
+  /** Largest accepted request body (MAX_BODY_BYTES); larger ones get HTTP 413. */
+  maxBodyBytes: number;
+}
+
+class BodyTooLarge extends Error {}
+
+/**
+ * Reads a request body up to `limit` bytes. Yoga has no body limit of its own; a body that
+ * was read already is handed to it as `req.body`, which @whatwg-node/server (yoga's HTTP
+ * layer) uses instead of the stream, the way it serves framework-parsed bodies.
+ */
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) throw new BodyTooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new BodyTooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
 }
 
 function bearerMatches(req: IncomingMessage, token: string): boolean {
@@ -51,6 +73,25 @@ export function createHttpServer(o: HttpOptions): Server {
     if (reply) {
       res.writeHead(reply.status, { 'content-type': 'application/json' }).end(reply.body);
       return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      try {
+        const body = await readBody(req, o.maxBodyBytes);
+        if (body.length > 0) (req as IncomingMessage & { body?: Buffer }).body = body;
+      } catch (err) {
+        if (!(err instanceof BodyTooLarge)) {
+          res.destroy(); // the client went away mid-body
+          return;
+        }
+        const message = `Request body is larger than ${o.maxBodyBytes} bytes.`;
+        const body = JSON.stringify({
+          errors: [{ message, extensions: { code: 'PAYLOAD_TOO_LARGE' } }],
+        });
+        // Close: the rest of an oversized body is not worth reading.
+        res.writeHead(413, { 'content-type': 'application/json', connection: 'close' }).end(body);
+        req.destroy();
+        return;
+      }
     }
     o.app(req, res);
   });

@@ -3,6 +3,7 @@ import { createVerifier } from './auth/tokens.js';
 import {
   createServices,
   createWorker,
+  graphqlLimitsFrom,
   openConfiguredDatabase,
   resolveAuth,
 } from './composition.js';
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
     services,
     verifyToken: createVerifier(auth.config),
     production: env.NODE_ENV === 'production',
+    limits: graphqlLimitsFrom(env),
   });
   const server = createHttpServer({
     app,
@@ -41,7 +43,12 @@ async function main(): Promise<void> {
     metrics: services.metrics,
     worker,
     metricsToken: env.METRICS_TOKEN,
+    maxBodyBytes: env.MAX_BODY_BYTES,
   });
+  // A client gets this long to send its headers and whole request (slow-loris); responses,
+  // such as a streamed reply, are not bound by it.
+  server.headersTimeout = 15_000;
+  server.requestTimeout = 30_000;
   await new Promise<void>((resolve) => server.listen(env.PORT, env.HOST, resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : env.PORT;

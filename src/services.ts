@@ -1,4 +1,5 @@
 import type { PrismaClient } from '@prisma/client';
+import type { ChatLimits } from './chat/limits.js';
 import type { Logger } from './logger.js';
 import type { MemoryExtractor } from './memory/types.js';
 import type { Metrics } from './metrics.js';
@@ -28,6 +29,8 @@ export interface Services {
   logger: Logger;
   metrics: Metrics;
   config: TurnConfig;
+  /** Per-user rate limits and concurrent-turn cap of the chat entry points. */
+  limits: ChatLimits;
   /** Tells the in-process worker that a job is waiting (no-op when it runs elsewhere). */
   wakeWorker(): void;
 }

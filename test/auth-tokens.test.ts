@@ -17,7 +17,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.js';
 import { type AuthConfig, createVerifier } from '../src/auth/tokens.js';
-import { resolveAuth } from '../src/composition.js';
+import { graphqlLimitsFrom, resolveAuth } from '../src/composition.js';
 import { parseEnv } from '../src/env.js';
 import {
   codesOf,
@@ -122,6 +122,7 @@ function appWith(config: Partial<AuthConfig> = {}) {
       ...config,
     }),
     production: false,
+    limits: graphqlLimitsFrom(t.env),
   });
   return async (query: string, token: string) => {
     const res = await app.fetch('http://test/graphql', {

@@ -18,6 +18,7 @@ beforeAll(async () => {
     metrics: t.services.metrics,
     worker: t.worker,
     metricsToken: METRICS_TOKEN,
+    maxBodyBytes: t.env.MAX_BODY_BYTES,
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.js';
 import { createVerifier, mintToken } from '../src/auth/tokens.js';
+import { graphqlLimitsFrom } from '../src/composition.js';
 import {
   createTestContext,
   dataOf,
@@ -183,6 +184,7 @@ beforeAll(async () => {
     services,
     verifyToken: createVerifier({ secret: TEST_JWT_SECRET, adminUserIds: [] }),
     production: false,
+    limits: graphqlLimitsFrom(t.env),
   });
   gql = async (query, token) => {
     const res = await app.fetch('http://test/graphql', {

@@ -78,6 +78,7 @@ describe('the server process', () => {
         OPENROUTER_API_KEY: openrouter.apiKey,
         OPENROUTER_BASE_URL: openrouter.url,
         SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+        CHAT_MAX_CONCURRENT_TURNS: '10',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

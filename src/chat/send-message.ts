@@ -49,6 +49,15 @@ export async function sendMessage(s: Services, input: SendMessageInput): Promise
       field: 'clientMessageId',
     });
   }
+  const release = s.limits.admitTurn(input.userId);
+  try {
+    return await runTurn(s, input, content);
+  } finally {
+    release();
+  }
+}
+
+async function runTurn(s: Services, input: SendMessageInput, content: string): Promise<Turn> {
   const session = await s.prisma.chatSession.findUnique({
     where: { id: input.sessionId },
     include: { instance: { include: { persona: true } } },

@@ -7,10 +7,11 @@ import type { Services } from '../services.js';
  * relationship memories with it) is created on first use and reused afterwards.
  */
 export async function startChat(
-  s: Pick<Services, 'prisma'>,
+  s: Pick<Services, 'prisma' | 'limits'>,
   userId: string,
   personaId: string,
 ): Promise<{ session: ChatSession; instance: PersonaInstance }> {
+  s.limits.admitStart(userId);
   const persona = await s.prisma.persona.findUnique({ where: { id: personaId } });
   if (!persona || persona.archivedAt) throw notFound('Persona');
   const instance = await s.prisma.personaInstance.upsert({

@@ -17,8 +17,15 @@ export function createErrorMasker() {
     const original = graphqlError ? graphqlError.originalError : error;
     const at = { nodes: graphqlError?.nodes, path: graphqlError?.path };
 
-    // Parse and validation errors carry no original error: they are the client's.
-    if (graphqlError && !original) return graphqlError;
+    // Parse and validation errors carry no original error: they are the client's. graphql-armor's
+    // limit errors come without a code; every error a client sees must have one.
+    if (graphqlError && !original) {
+      if (graphqlError.extensions?.code) return graphqlError;
+      return new GraphQLError(graphqlError.message, {
+        ...at,
+        extensions: { ...graphqlError.extensions, code: 'GRAPHQL_VALIDATION_FAILED' },
+      });
+    }
     if (original instanceof AppError) {
       return new GraphQLError(original.message, {
         ...at,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type App, createApp } from '../../src/app.js';
 import { createVerifier, mintToken } from '../../src/auth/tokens.js';
-import { createServices, createWorker } from '../../src/composition.js';
+import { createServices, createWorker, graphqlLimitsFrom } from '../../src/composition.js';
 import { type Env, parseEnv } from '../../src/env.js';
 import type { Worker } from '../../src/jobs/worker.js';
 import { silentLogger } from '../../src/logger.js';
@@ -51,6 +51,10 @@ export async function createTestContext(
     JWT_SECRET: TEST_JWT_SECRET,
     WORKER_ENABLED: 'false',
     JOB_RETRY_BASE_MS: '0',
+    // Tests drive many turns as one user; test/rate-limits.test.ts sets the limits it checks.
+    CHAT_TURNS_PER_MINUTE: '10000',
+    CHAT_STARTS_PER_MINUTE: '10000',
+    CHAT_MAX_CONCURRENT_TURNS: '100',
     ...options.env,
   });
   const database = await openTestDatabase();
@@ -66,7 +70,12 @@ export async function createTestContext(
   });
   const worker = createWorker(env, services);
   const authConfig = { secret: TEST_JWT_SECRET, adminUserIds: [] };
-  const app = createApp({ services, verifyToken: createVerifier(authConfig), production: false });
+  const app = createApp({
+    services,
+    verifyToken: createVerifier(authConfig),
+    production: false,
+    limits: graphqlLimitsFrom(env),
+  });
 
   return {
     env,

@@ -1,0 +1,133 @@
+import { LRUCache } from 'lru-cache';
+import { AppError } from '../errors.js';
+
+export interface ChatLimitsConfig {
+  /** Chat turns (sendMessage and streamed replies) a user may start per minute. */
+  turnsPerMinute: number;
+  /** startChat calls a user may make per minute. */
+  startsPerMinute: number;
+  /** Turns of one user running at the same time. */
+  maxConcurrentTurns: number;
+  /** Users whose rate state is kept; the least recently seen are forgotten first. */
+  trackedUsers: number;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+/**
+ * A token bucket per key: `perMinute` tokens of burst, refilled evenly over a minute. State
+ * lives in a bounded LRU, so memory stays flat however many users arrive; a forgotten user
+ * only gets a fresh (full) bucket. Per process: with N machines a user gets at most N× the
+ * limit, which is acceptable for abuse protection (the memory-write limit in the worker is
+ * the one enforced in the database).
+ */
+export class RateLimiter {
+  readonly #buckets: LRUCache<string, Bucket>;
+  readonly #capacity: number;
+  readonly #perMs: number;
+
+  constructor(perMinute: number, maxKeys: number) {
+    this.#capacity = perMinute;
+    this.#perMs = perMinute / 60_000;
+    this.#buckets = new LRUCache({ max: maxKeys });
+  }
+
+  /** Takes one token; returns 0 when allowed, else the milliseconds until one is available. */
+  take(key: string, now = Date.now()): number {
+    const bucket = this.#buckets.get(key) ?? { tokens: this.#capacity, at: now };
+    const tokens = Math.min(this.#capacity, bucket.tokens + (now - bucket.at) * this.#perMs);
+    if (tokens >= 1) {
+      this.#buckets.set(key, { tokens: tokens - 1, at: now });
+      return 0;
+    }
+    this.#buckets.set(key, { tokens, at: now });
+    return Math.ceil((1 - tokens) / this.#perMs);
+  }
+
+  get size(): number {
+    return this.#buckets.size;
+  }
+}
+
+/** Counts in-flight work per key; an entry exists only while its key has work running. */
+export class ConcurrencyGate {
+  readonly #running = new Map<string, number>();
+
+  constructor(readonly max: number) {}
+
+  /** A release function, or null when the key is at its cap. Release is idempotent. */
+  tryAcquire(key: string): (() => void) | null {
+    const n = this.#running.get(key) ?? 0;
+    if (n >= this.max) return null;
+    this.#running.set(key, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.#running.get(key) ?? 1) - 1;
+      if (left <= 0) this.#running.delete(key);
+      else this.#running.set(key, left);
+    };
+  }
+
+  get size(): number {
+    return this.#running.size;
+  }
+}
+
+function rateLimited(message: string, retryAfterMs: number): AppError {
+  const retryAfterSeconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  return new AppError('RATE_LIMITED', `${message} Retry in ${retryAfterSeconds} s.`, {
+    retryAfterSeconds,
+    retryable: true,
+  });
+}
+
+/** The per-user limits of the chat entry points (DESIGN.md "Auth and limits"). */
+export class ChatLimits {
+  readonly #turns: RateLimiter;
+  readonly #starts: RateLimiter;
+  readonly #inFlight: ConcurrencyGate;
+
+  constructor(config: ChatLimitsConfig) {
+    this.#turns = new RateLimiter(config.turnsPerMinute, config.trackedUsers);
+    this.#starts = new RateLimiter(config.startsPerMinute, config.trackedUsers);
+    this.#inFlight = new ConcurrencyGate(config.maxConcurrentTurns);
+  }
+
+  /**
+   * Admits one turn or throws RATE_LIMITED. The caller must call the returned release when the
+   * turn has ended (persisted or failed), not when its client went away.
+   */
+  admitTurn(userId: string): () => void {
+    const release = this.#inFlight.tryAcquire(userId);
+    if (!release) {
+      throw rateLimited(
+        `At most ${this.#inFlight.max} messages of one user are answered at a time.`,
+        1000,
+      );
+    }
+    const wait = this.#turns.take(userId);
+    if (wait > 0) {
+      release();
+      throw rateLimited('Too many messages.', wait);
+    }
+    return release;
+  }
+
+  admitStart(userId: string): void {
+    const wait = this.#starts.take(userId);
+    if (wait > 0) throw rateLimited('Too many new chats.', wait);
+  }
+
+  /** For /metrics and tests: how much state the limits hold. */
+  stats(): { trackedUsers: number; usersWithTurnsInFlight: number } {
+    return {
+      trackedUsers: Math.max(this.#turns.size, this.#starts.size),
+      usersWithTurnsInFlight: this.#inFlight.size,
+    };
+  }
+}
