@@ -86,7 +86,11 @@ async function main(): Promise<void> {
     // Stop accepting; in-flight requests (turns) finish before close() resolves.
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
-    await Promise.all([closed, worker?.stop(env.SHUTDOWN_TIMEOUT_MS)]);
+    await Promise.all([
+      closed,
+      worker?.stop(env.SHUTDOWN_TIMEOUT_MS),
+      services.limits.whenIdle(env.SHUTDOWN_TIMEOUT_MS),
+    ]);
     await db.close();
     clearTimeout(deadline);
     logger.info('stopped');

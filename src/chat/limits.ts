@@ -55,6 +55,8 @@ export class RateLimiter {
 /** Counts in-flight work per key; an entry exists only while its key has work running. */
 export class ConcurrencyGate {
   readonly #running = new Map<string, number>();
+  #total = 0;
+  #idle: (() => void)[] = [];
 
   constructor(readonly max: number) {}
 
@@ -63,6 +65,7 @@ export class ConcurrencyGate {
     const n = this.#running.get(key) ?? 0;
     if (n >= this.max) return null;
     this.#running.set(key, n + 1);
+    this.#total++;
     let released = false;
     return () => {
       if (released) return;
@@ -70,7 +73,23 @@ export class ConcurrencyGate {
       const left = (this.#running.get(key) ?? 1) - 1;
       if (left <= 0) this.#running.delete(key);
       else this.#running.set(key, left);
+      if (--this.#total === 0) for (const wake of this.#idle.splice(0)) wake();
     };
+  }
+
+  /** Resolves true once nothing runs, or false after `timeoutMs`. */
+  async whenIdle(timeoutMs: number): Promise<boolean> {
+    if (this.#total === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const idle = new Promise<boolean>((resolve) => this.#idle.push(() => resolve(true)));
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    try {
+      return await Promise.race([idle, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   get size(): number {
@@ -121,6 +140,14 @@ export class ChatLimits {
   admitStart(userId: string): void {
     const wait = this.#starts.take(userId);
     if (wait > 0) throw rateLimited('Too many new chats.', wait);
+  }
+
+  /**
+   * Waits for every admitted turn to end, including streamed turns whose client went away
+   * (no HTTP request keeps those alive, so closing the server does not wait for them).
+   */
+  whenIdle(timeoutMs: number): Promise<boolean> {
+    return this.#inFlight.whenIdle(timeoutMs);
   }
 
   /** For /metrics and tests: how much state the limits hold. */

@@ -9,6 +9,7 @@ import {
   toStoredRecall,
 } from '../memory/recall.js';
 import { findMemoriesByIds, type ScoredMemory } from '../memory/store.js';
+import type { ChatCompletion, ChatRequest } from '../providers/llm/types.js';
 import type { Services } from '../services.js';
 import { buildPrompt } from './prompt.js';
 
@@ -17,6 +18,11 @@ export interface SendMessageInput {
   sessionId: string;
   content: string;
   clientMessageId: string;
+}
+
+export interface TurnOptions {
+  /** Streams the reply: called with each piece of text as the model produces it. */
+  onDelta?: (text: string) => void;
 }
 
 export interface Turn {
@@ -36,7 +42,11 @@ function isUniqueViolation(err: unknown): boolean {
  * returns the stored turn; a retry after a failed LLM call reuses the stored user message.
  * Memory extraction is enqueued in the reply's transaction and never awaited here.
  */
-export async function sendMessage(s: Services, input: SendMessageInput): Promise<Turn> {
+export async function sendMessage(
+  s: Services,
+  input: SendMessageInput,
+  options: TurnOptions = {},
+): Promise<Turn> {
   const content = input.content.trim();
   if (!content) throw badInput('content must not be empty.', { field: 'content' });
   if (content.length > s.config.maxMessageChars) {
@@ -51,13 +61,18 @@ export async function sendMessage(s: Services, input: SendMessageInput): Promise
   }
   const release = s.limits.admitTurn(input.userId);
   try {
-    return await runTurn(s, input, content);
+    return await runTurn(s, input, content, options);
   } finally {
     release();
   }
 }
 
-async function runTurn(s: Services, input: SendMessageInput, content: string): Promise<Turn> {
+async function runTurn(
+  s: Services,
+  input: SendMessageInput,
+  content: string,
+  options: TurnOptions,
+): Promise<Turn> {
   const session = await s.prisma.chatSession.findUnique({
     where: { id: input.sessionId },
     include: { instance: { include: { persona: true } } },
@@ -99,21 +114,24 @@ async function runTurn(s: Services, input: SendMessageInput, content: string): P
     now: new Date(),
   });
 
-  let completion: Awaited<ReturnType<Services['chat']['complete']>>;
+  const request: ChatRequest = {
+    messages,
+    context: {
+      personaName: persona.name,
+      personaTraits: (persona.traits ?? {}) as Record<string, unknown>,
+      userMessage: content,
+      profile: recalled.profile.map((m) => ({ content: m.memory.content, score: m.score })),
+      relationship: recalled.relationship.map((m) => ({
+        content: m.memory.content,
+        score: m.score,
+      })),
+    },
+  };
+  let completion: ChatCompletion;
   try {
-    completion = await s.chat.complete({
-      messages,
-      context: {
-        personaName: persona.name,
-        personaTraits: (persona.traits ?? {}) as Record<string, unknown>,
-        userMessage: content,
-        profile: recalled.profile.map((m) => ({ content: m.memory.content, score: m.score })),
-        relationship: recalled.relationship.map((m) => ({
-          content: m.memory.content,
-          score: m.score,
-        })),
-      },
-    });
+    completion = options.onDelta
+      ? await s.chat.stream(request, options.onDelta)
+      : await s.chat.complete(request);
   } catch (err) {
     s.logger.error({ err, sessionId: session.id }, 'chat model failed');
     throw new AppError(

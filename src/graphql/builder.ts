@@ -57,3 +57,4 @@ builder.scalarType('DateTime', {
 
 builder.queryType({ authScopes: { user: true } });
 builder.mutationType({ authScopes: { user: true } });
+builder.subscriptionType({ authScopes: { user: true } });

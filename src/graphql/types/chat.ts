@@ -1,5 +1,6 @@
 import { sendMessage, type Turn } from '../../chat/send-message.js';
 import { startChat } from '../../chat/start-chat.js';
+import { streamMessage, type TurnEvent } from '../../chat/stream-message.js';
 import type { ScoredMemory } from '../../memory/store.js';
 import { viewerOf } from '../auth.js';
 import { builder } from '../builder.js';
@@ -79,5 +80,40 @@ builder.mutationFields((t) => ({
         content: input.content,
         clientMessageId: input.clientMessageId,
       }),
+  }),
+}));
+
+const ReplyDelta = builder.objectRef<{ kind: 'delta'; text: string }>('ReplyDelta').implement({
+  description: 'A piece of the reply, in order. The final event carries the whole reply.',
+  fields: (t) => ({ text: t.exposeString('text') }),
+});
+
+const ReplyDone = builder.objectRef<{ kind: 'done'; turn: Turn }>('ReplyDone').implement({
+  description: 'The last event of a streamed turn: the persisted turn, as sendMessage returns it.',
+  fields: (t) => ({ turn: t.field({ type: SendMessagePayload, resolve: (e) => e.turn }) }),
+});
+
+const ReplyEvent = builder.unionType('ReplyEvent', {
+  types: [ReplyDelta, ReplyDone],
+  resolveType: (event) => (event.kind === 'delta' ? ReplyDelta : ReplyDone),
+});
+
+builder.subscriptionFields((t) => ({
+  sendMessageStream: t.field({
+    type: ReplyEvent,
+    description:
+      'sendMessage with the reply streamed (over SSE: `Accept: text/event-stream`): ReplyDelta ' +
+      'events, then one ReplyDone. Same input, idempotency, limits and errors as sendMessage. ' +
+      'Disconnecting does not cancel the turn: it is persisted and a retry with the same ' +
+      'clientMessageId returns it.',
+    args: { input: t.arg({ type: SendMessageInput, required: true }) },
+    subscribe: (_root, { input }, ctx) =>
+      streamMessage(ctx.services, {
+        userId: viewerOf(ctx).id,
+        sessionId: parseGlobalId(String(input.sessionId), 'ChatSession', 'sessionId'),
+        content: input.content,
+        clientMessageId: input.clientMessageId,
+      }),
+    resolve: (event: TurnEvent) => event,
   }),
 }));
