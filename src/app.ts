@@ -58,6 +58,9 @@ export function createApp(options: AppOptions): App {
           graphql_envelop_request_duration: true,
           graphql_envelop_error_result: true,
         },
+        // Operation names and error paths are chosen by clients: as labels they would grow the
+        // registry without bound. companion_graphql_operation_duration_seconds has bounded ones.
+        labels: { operationName: false, path: false },
       }),
     ],
     context: async ({ request }) => {

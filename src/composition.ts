@@ -89,6 +89,7 @@ export function createServices(
       startsPerMinute: env.CHAT_STARTS_PER_MINUTE,
       maxConcurrentTurns: env.CHAT_MAX_CONCURRENT_TURNS,
       trackedUsers: env.RATE_LIMIT_TRACKED_USERS,
+      onLimited: (limit) => metrics.rateLimited.inc({ limit }),
     }),
     wakeWorker: () => wake(),
     setWake: (fn) => {

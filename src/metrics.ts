@@ -16,6 +16,21 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly operationDuration = new Histogram({
+    name: 'companion_graphql_operation_duration_seconds',
+    help: 'Executed GraphQL operations by type and root field (both bounded by the schema).',
+    labelNames: ['type', 'field', 'outcome'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  readonly rateLimited = new Counter({
+    name: 'companion_rate_limited_total',
+    help: 'Requests refused with RATE_LIMITED, by what was limited.',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+
   readonly recallHits = new Counter({
     name: 'companion_recall_memories_total',
     help: 'Memories recalled into turns, by layer.',

@@ -62,7 +62,8 @@ describe('operations endpoints', () => {
     expect(res.status).toBe(200);
     const text = await res.text();
     for (const pattern of [
-      /graphql_envelop_request_duration_count\{[^}]*operationName="Send"/,
+      /graphql_envelop_request_duration_count\{operationType="mutation"\} [1-9]/,
+      /companion_graphql_operation_duration_seconds_count\{type="mutation",field="sendMessage",outcome="ok"\} 2/,
       /companion_provider_call_duration_seconds_count\{provider="local",operation="embed_query",outcome="ok"\} [1-9]/,
       /companion_provider_call_duration_seconds_count\{provider="offline",operation="chat",outcome="ok"\} 2/,
       /companion_recall_memories_total\{layer="profile"\} [1-9]/,
@@ -73,5 +74,7 @@ describe('operations endpoints', () => {
     ]) {
       expect(text).toMatch(pattern);
     }
+    // Client-chosen operation names never become label values (unbounded series).
+    expect(text).not.toMatch(/operationName=/);
   });
 });

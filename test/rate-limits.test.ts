@@ -66,7 +66,7 @@ describe('per-user chat limits (GraphQL)', () => {
     const { sessionId } = await startChat(t, user.token, mira as string);
 
     const first = turn(user.token, sessionId);
-    await expect.poll(() => gated.waiting).toBe(1);
+    await expect.poll(() => gated.waiting, { timeout: 15_000 }).toBe(1);
     const second = await turn(user.token, sessionId);
     expect(codesOf(second)).toEqual(['RATE_LIMITED']);
     expect(second.errors?.[0]?.extensions).toMatchObject({ retryable: true, retryAfterSeconds: 1 });

@@ -184,11 +184,12 @@ describe('sendMessageStream (GraphQL subscription over SSE)', () => {
       stepped.open();
     }
     await expect
-      .poll(() =>
-        t.services.prisma.message.count({ where: { userId: user.id, role: 'ASSISTANT' } }),
+      .poll(
+        () => t.services.prisma.message.count({ where: { userId: user.id, role: 'ASSISTANT' } }),
+        { timeout: 15_000 },
       )
       .toBe(1);
-    await expect.poll(() => t.services.prisma.job.count({ where: { userId: user.id } })).toBe(1);
+    expect(await t.services.prisma.job.count({ where: { userId: user.id } })).toBe(1);
     await t.drainJobs();
     const memories = await t.services.prisma.memory.findMany({ where: { userId: user.id } });
     expect(memories.map((m) => m.content).join(' | ')).toMatch(/Porto|sailing/);

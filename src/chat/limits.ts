@@ -10,6 +10,8 @@ export interface ChatLimitsConfig {
   maxConcurrentTurns: number;
   /** Users whose rate state is kept; the least recently seen are forgotten first. */
   trackedUsers: number;
+  /** Told about every refusal (metrics). */
+  onLimited?: (limit: 'turns' | 'concurrent_turns' | 'starts') => void;
 }
 
 interface Bucket {
@@ -110,8 +112,10 @@ export class ChatLimits {
   readonly #turns: RateLimiter;
   readonly #starts: RateLimiter;
   readonly #inFlight: ConcurrencyGate;
+  readonly #onLimited: NonNullable<ChatLimitsConfig['onLimited']>;
 
   constructor(config: ChatLimitsConfig) {
+    this.#onLimited = config.onLimited ?? (() => {});
     this.#turns = new RateLimiter(config.turnsPerMinute, config.trackedUsers);
     this.#starts = new RateLimiter(config.startsPerMinute, config.trackedUsers);
     this.#inFlight = new ConcurrencyGate(config.maxConcurrentTurns);
@@ -124,6 +128,7 @@ export class ChatLimits {
   admitTurn(userId: string): () => void {
     const release = this.#inFlight.tryAcquire(userId);
     if (!release) {
+      this.#onLimited('concurrent_turns');
       throw rateLimited(
         `At most ${this.#inFlight.max} messages of one user are answered at a time.`,
         1000,
@@ -132,6 +137,7 @@ export class ChatLimits {
     const wait = this.#turns.take(userId);
     if (wait > 0) {
       release();
+      this.#onLimited('turns');
       throw rateLimited('Too many messages.', wait);
     }
     return release;
@@ -139,7 +145,10 @@ export class ChatLimits {
 
   admitStart(userId: string): void {
     const wait = this.#starts.take(userId);
-    if (wait > 0) throw rateLimited('Too many new chats.', wait);
+    if (wait > 0) {
+      this.#onLimited('starts');
+      throw rateLimited('Too many new chats.', wait);
+    }
   }
 
   /**

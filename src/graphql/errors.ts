@@ -7,6 +7,45 @@ const unexpected = () =>
   new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
 
 /**
+ * Postgres data exceptions that only a client's value causes: text Postgres cannot store (NUL),
+ * a malformed UUID, a date outside its range. Inputs are validated before they reach SQL; this
+ * is the net under that, so a value that slips through is the client's error, not a 500.
+ */
+const DATA_EXCEPTIONS: Record<string, string> = {
+  '22021': 'Text contains a character that cannot be stored (NUL).',
+  '22P05': 'Text contains a character that cannot be stored (NUL).',
+  '22P02': 'Malformed value.',
+  '22007': 'Invalid date.',
+  '22008': 'Date out of range.',
+};
+
+/** The SQLSTATE of a driver error, as thrown by a model query or wrapped by a raw one (P2010). */
+function sqlState(error: unknown): string | undefined {
+  const adapterError =
+    error instanceof Prisma.PrismaClientKnownRequestError ? error.meta?.driverAdapterError : error;
+  const { name, cause } = (adapterError ?? {}) as {
+    name?: unknown;
+    cause?: { kind?: unknown; code?: unknown };
+  };
+  if (name !== 'DriverAdapterError' || cause?.kind !== 'postgres') return undefined;
+  return typeof cause.code === 'string' ? cause.code : undefined;
+}
+
+/**
+ * Pothos rejects arguments it validates itself (global IDs, cursors, page sizes). Its messages
+ * echo the input (a 10 kB id comes back whole), so clients get a fixed message per kind.
+ */
+function pothosMessage(error: PothosValidationError): string {
+  if (/cursor/i.test(error.message)) return 'Invalid cursor.';
+  if (/global ID|is not of type|Invalid id/i.test(error.message)) {
+    return 'Invalid input: an id of the wrong type.';
+  }
+  // Connection argument rules ('Argument "first" must be a non-negative integer', …) name no input.
+  if (/^Arguments? "\w+"/.test(error.message)) return error.message;
+  return 'Invalid input.';
+}
+
+/**
  * The one place errors become what clients see. Expected failures (AppError, GraphQLErrors we
  * raised with a code) keep their message and `extensions.code`; everything else is masked
  * (and logged with the request id by src/graphql/logging.ts).
@@ -16,6 +55,8 @@ export function createErrorMasker() {
     const graphqlError = error instanceof GraphQLError ? error : undefined;
     const original = graphqlError ? graphqlError.originalError : error;
     const at = { nodes: graphqlError?.nodes, path: graphqlError?.path };
+    const clientError = (message: string, code: string) =>
+      new GraphQLError(message, { ...at, extensions: { code } });
 
     // Parse and validation errors carry no original error: they are the client's. graphql-armor's
     // limit errors come without a code; every error a client sees must have one.
@@ -35,17 +76,19 @@ export function createErrorMasker() {
     if (original instanceof GraphQLError && original.extensions?.code) {
       return new GraphQLError(original.message, { ...at, extensions: original.extensions });
     }
-    // Pothos rejects input it validates itself, e.g. a global ID of the wrong type.
     if (original instanceof PothosValidationError) {
-      return new GraphQLError('Invalid input: an id of the wrong type.', {
-        ...at,
-        extensions: { code: 'BAD_USER_INPUT' },
-      });
+      return clientError(pothosMessage(original), 'BAD_USER_INPUT');
     }
-    // A syntactically valid global id whose payload is not a UUID reaches Postgres.
-    if (original instanceof Prisma.PrismaClientKnownRequestError && original.code === 'P2023') {
-      return new GraphQLError('Malformed id.', { ...at, extensions: { code: 'BAD_USER_INPUT' } });
+    if (original instanceof Prisma.PrismaClientKnownRequestError) {
+      // A syntactically valid global id whose payload is not a UUID reaches Postgres.
+      if (original.code === 'P2023') return clientError('Malformed id.', 'BAD_USER_INPUT');
+      // A record a query required is not there (e.g. node(id) of a deleted row).
+      if (original.code === 'P2025') return clientError('Not found.', 'NOT_FOUND');
     }
+    const state = sqlState(original);
+    const dataException = state ? DATA_EXCEPTIONS[state] : undefined;
+    if (dataException) return clientError(dataException, 'BAD_USER_INPUT');
+
     const masked = unexpected();
     return at.path
       ? new GraphQLError(masked.message, { ...at, extensions: masked.extensions })

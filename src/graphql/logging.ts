@@ -1,3 +1,4 @@
+import { getOperationAST, Kind } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { AppError } from '../errors.js';
 import type { Context } from './context.js';
@@ -12,10 +13,24 @@ export function useOperationLogging(): Plugin<Context> {
     onExecute({ args }) {
       const ctx = args.contextValue;
       const started = performance.now();
+      // Labels from the validated document only: client-chosen operation names would let any
+      // client create unbounded metric series.
+      const operation = getOperationAST(args.document, args.operationName);
+      const first = operation?.selectionSet.selections[0];
+      const labels = {
+        type: operation?.operation ?? 'unknown',
+        field: first?.kind === Kind.FIELD ? first.name.value : 'other',
+      };
       return {
         onExecuteDone({ result }) {
-          if (!('errors' in result)) return;
+          // A subscription's result is its event stream: its turn logs for itself.
+          if (Symbol.asyncIterator in result) return;
           const errors = result.errors ?? [];
+          const outcome = errors.length ? 'error' : 'ok';
+          ctx.services.metrics.operationDuration.observe(
+            { ...labels, outcome },
+            (performance.now() - started) / 1000,
+          );
           const log = ctx.services.logger.child({
             requestId: ctx.requestId,
             userId: ctx.viewer?.id,

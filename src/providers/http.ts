@@ -59,30 +59,68 @@ export interface PostJsonOptions {
   retry?: Partial<RetryPolicy>;
 }
 
+/**
+ * Options of `postStream`. The answer must be a `text/event-stream`; `read` consumes it.
+ * `timeoutMs` bounds each silence instead of the whole attempt: first the wait for the answer,
+ * then the gap between body chunks, so a long reply is fine but a stalled one is not.
+ */
+export interface PostStreamOptions<T> extends PostJsonOptions {
+  /**
+   * Reads a 2xx body. Throw StreamBodyError when the body is unusable. Call `commit` before
+   * passing any of the body on: from then on no failure is retried, since another attempt would
+   * repeat what the caller already has.
+   */
+  read: (chunks: AsyncIterable<Uint8Array>, commit: () => void) => Promise<T>;
+}
+
+/** Thrown by a `read` callback for a body that arrived but cannot be used (retryable). */
+export class StreamBodyError extends Error {
+  override readonly name = 'StreamBodyError';
+}
+
 interface Failure {
   kind: HttpFailureKind;
   status: number | null;
   retryable: boolean;
   detail: string;
   retryAfterMs?: number;
+  /** Part of the answer already reached the caller: transient or not, do not try again. */
+  final?: boolean;
   cause?: unknown;
 }
+
+type Outcome<T> = { value: T } | { failure: Failure };
 
 /**
  * POSTs JSON and returns the parsed JSON answer. Retries 408, 429, 5xx, network errors,
  * timeouts and malformed JSON in a 2xx answer (a body cut short by a proxy is transient; each
  * such retry uses the same budget as the others). Other 4xx fail at once.
  */
-export async function postJson(options: PostJsonOptions): Promise<unknown> {
-  const policy: RetryPolicy = { ...defaultRetryPolicy, ...options.retry };
+export function postJson(options: PostJsonOptions): Promise<unknown> {
   const payload = JSON.stringify(options.body);
+  return withRetries(options, () => attemptOnce(options, payload));
+}
+
+/**
+ * POSTs JSON and streams the answer through `options.read`, returning what it returns. Retries
+ * like `postJson` until `read` commits; a body that fails before that counts as malformed.
+ */
+export function postStream<T>(options: PostStreamOptions<T>): Promise<T> {
+  const payload = JSON.stringify(options.body);
+  return withRetries(options, () => streamOnce(options, payload));
+}
+
+async function withRetries<T>(
+  options: PostJsonOptions,
+  attemptOnce: () => Promise<Outcome<T>>,
+): Promise<T> {
+  const policy: RetryPolicy = { ...defaultRetryPolicy, ...options.retry };
   for (let attempt = 1; ; attempt++) {
-    const outcome = await attemptOnce(options, payload);
+    const outcome = await attemptOnce();
     if (!('failure' in outcome)) return outcome.value;
     const { failure } = outcome;
-    if (!failure.retryable || attempt > options.maxRetries || options.signal?.aborted) {
-      throw toHttpError(options.label, failure, attempt);
-    }
+    const retry = failure.retryable && !failure.final && attempt <= options.maxRetries;
+    if (!retry || options.signal?.aborted) throw toHttpError(options.label, failure, attempt);
     const delayMs =
       failure.retryAfterMs === undefined
         ? Math.floor(policy.random() * Math.min(policy.capMs, policy.baseMs * 2 ** (attempt - 1)))
@@ -99,53 +137,125 @@ export async function postJson(options: PostJsonOptions): Promise<unknown> {
   }
 }
 
-type Outcome = { value: unknown } | { failure: Failure };
+function request(o: PostJsonOptions, payload: string, accept: string, signal: AbortSignal) {
+  return fetch(o.url, {
+    method: 'POST',
+    headers: {
+      ...o.headers,
+      authorization: `Bearer ${o.apiKey}`,
+      'content-type': 'application/json',
+      accept,
+    },
+    body: payload,
+    signal,
+  });
+}
 
-async function attemptOnce(o: PostJsonOptions, payload: string): Promise<Outcome> {
+async function attemptOnce(o: PostJsonOptions, payload: string): Promise<Outcome<unknown>> {
   const timeout = AbortSignal.timeout(o.timeoutMs);
   const signal = o.signal ? AbortSignal.any([timeout, o.signal]) : timeout;
-  const clean = (text: string) => redact(text, o.apiKey);
   let response: Response;
   let text: string;
   try {
-    response = await fetch(o.url, {
-      method: 'POST',
-      headers: {
-        ...o.headers,
-        authorization: `Bearer ${o.apiKey}`,
-        'content-type': 'application/json',
-        accept: 'application/json',
-      },
-      body: payload,
-      signal,
-    });
+    response = await request(o, payload, 'application/json', signal);
     text = await response.text();
   } catch (cause) {
-    if (o.signal?.aborted) return { failure: abortedFailure(o.signal.reason) };
-    if (timeout.aborted) {
-      return { failure: makeFailure('timeout', null, true, `timed out after ${o.timeoutMs} ms`) };
-    }
-    // undici reports "fetch failed" and puts the useful part (ECONNREFUSED…) in `cause`.
-    const inner = cause instanceof Error && cause.cause instanceof Error ? cause.cause : cause;
-    const message = inner instanceof Error ? inner.message : String(inner);
-    return { failure: { ...makeFailure('network', null, true, clean(message)), cause } };
+    const timedOut = timeout.aborted ? `timed out after ${o.timeoutMs} ms` : null;
+    return { failure: transportFailure(o, cause, timedOut) };
   }
-  const { status } = response;
-  if (!response.ok) {
-    const retryable = status === 408 || status === 429 || status >= 500;
-    const detail = `HTTP ${status}: ${snippet(clean(text))}`;
-    const retryAfterMs = retryable
-      ? parseRetryAfter(response.headers.get('retry-after'))
-      : undefined;
-    return { failure: { ...makeFailure('status', status, retryable, detail), retryAfterMs } };
-  }
+  if (!response.ok) return { failure: statusFailure(response, text, o.apiKey) };
   try {
     return { value: JSON.parse(text) as unknown };
   } catch {
-    return {
-      failure: makeFailure('malformed', status, true, `malformed JSON: ${snippet(clean(text))}`),
-    };
+    const detail = `malformed JSON: ${snippet(redact(text, o.apiKey))}`;
+    return { failure: makeFailure('malformed', response.status, true, detail) };
   }
+}
+
+async function streamOnce<T>(o: PostStreamOptions<T>, payload: string): Promise<Outcome<T>> {
+  const idle = new AbortController();
+  const timer = setTimeout(() => idle.abort(), o.timeoutMs);
+  const signal = o.signal ? AbortSignal.any([idle.signal, o.signal]) : idle.signal;
+  const timedOut = () => (idle.signal.aborted ? `no data for ${o.timeoutMs} ms` : null);
+  let committed = false;
+  try {
+    let response: Response;
+    try {
+      response = await request(o, payload, 'text/event-stream', signal);
+      if (!response.ok) {
+        return { failure: statusFailure(response, await response.text(), o.apiKey) };
+      }
+      const type = response.headers.get('content-type') ?? '';
+      if (!type.includes('text/event-stream')) {
+        const body = snippet(redact(await response.text(), o.apiKey));
+        const detail = `expected an event stream, got ${type || 'no content type'}: ${body}`;
+        return { failure: makeFailure('malformed', response.status, true, detail) };
+      }
+    } catch (cause) {
+      return { failure: transportFailure(o, cause, timedOut()) };
+    }
+    const chunks = bodyChunks(response.body, () => timer.refresh());
+    try {
+      const commit = () => {
+        committed = true;
+      };
+      return { value: await o.read(chunks, commit) };
+    } catch (cause) {
+      let failure: Failure;
+      if (cause instanceof StreamBodyError) {
+        const detail = snippet(redact(cause.message, o.apiKey));
+        failure = { ...makeFailure('malformed', response.status, true, detail), cause };
+      } else if (cause instanceof BodyReadError) {
+        failure = transportFailure(o, cause.cause, timedOut());
+      } else {
+        throw cause; // raised by the reader or its caller (onDelta), not by the provider
+      }
+      return { failure: { ...failure, final: committed } };
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Tells a failed body read apart from errors the `read` callback raises itself. */
+class BodyReadError extends Error {}
+
+async function* bodyChunks(
+  body: ReadableStream<Uint8Array> | null,
+  onChunk: () => void,
+): AsyncGenerator<Uint8Array> {
+  if (!body) return;
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const next = await reader.read().catch((cause: unknown) => {
+        throw new BodyReadError('body read failed', { cause });
+      });
+      if (next.done) return;
+      onChunk();
+      yield next.value;
+    }
+  } finally {
+    // A reader that stops early ([DONE] seen, a bad chunk) must not leave the socket open.
+    reader.cancel().catch(() => {});
+  }
+}
+
+function transportFailure(o: PostJsonOptions, cause: unknown, timedOut: string | null): Failure {
+  if (o.signal?.aborted) return abortedFailure(o.signal.reason);
+  if (timedOut !== null) return makeFailure('timeout', null, true, timedOut);
+  // undici reports "fetch failed" and puts the useful part (ECONNREFUSED…) in `cause`.
+  const inner = cause instanceof Error && cause.cause instanceof Error ? cause.cause : cause;
+  const message = inner instanceof Error ? inner.message : String(inner);
+  return { ...makeFailure('network', null, true, redact(message, o.apiKey)), cause };
+}
+
+function statusFailure(response: Response, text: string, apiKey: string): Failure {
+  const { status } = response;
+  const retryable = status === 408 || status === 429 || status >= 500;
+  const detail = `HTTP ${status}: ${snippet(redact(text, apiKey))}`;
+  const retryAfterMs = retryable ? parseRetryAfter(response.headers.get('retry-after')) : undefined;
+  return { ...makeFailure('status', status, retryable, detail), retryAfterMs };
 }
 
 function makeFailure(

@@ -21,6 +21,9 @@ export function instrumentChat(c: ChatModel, metrics: Metrics): ChatModel {
   return {
     provider: c.provider,
     complete: (request) => metrics.time(c.provider, 'chat', () => c.complete(request)),
+    // Same operation: a streamed reply is still one chat call, and dashboards keep one series.
+    stream: (request, onDelta) =>
+      metrics.time(c.provider, 'chat', () => c.stream(request, onDelta)),
   };
 }
 

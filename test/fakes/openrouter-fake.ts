@@ -5,7 +5,14 @@ import { z } from 'zod';
 
 /**
  * A local stand-in for OpenRouter's OpenAI-compatible POST /api/v1/chat/completions, so the
- * real client's retries, timeouts and model fallbacks are exercised in tests.
+ * real client's retries, timeouts and model fallbacks are exercised in tests. With
+ * `"stream": true` it answers server-sent events as OpenRouter does (see streamReply).
+ *
+ * Every fault applies before the answer starts, except the stream-only ones, which a request
+ * without `stream` ignores: 'stream-cut' sends the first delta and destroys the socket,
+ * 'stream-error' sends the first delta, then an error event (finish_reason "error") and [DONE].
+ * For a streamed request 'malformed-json' is a first event that is not JSON, and
+ * 'empty-content' a stream that ends normally without any content.
  */
 export type OpenRouterFault =
   | '429'
@@ -14,7 +21,11 @@ export type OpenRouterFault =
   | 'hang'
   | 'malformed-json'
   | 'empty-content'
-  | 'unknown-model';
+  | 'unknown-model'
+  | 'stream-cut'
+  | 'stream-error';
+
+const STREAM_FAULTS: readonly OpenRouterFault[] = ['stream-cut', 'stream-error'];
 
 export interface OpenRouterFaults {
   /** Served first, one per request, before any random fault. */
@@ -44,7 +55,7 @@ const bodySchema = z.looseObject({
   temperature: z.number().min(0).max(2).optional(),
   max_tokens: z.number().int().positive().optional(),
   response_format: z.object({ type: z.enum(['text', 'json_object']) }).optional(),
-  stream: z.literal(false).optional(),
+  stream: z.boolean().optional(),
 });
 export type ChatBody = z.infer<typeof bodySchema>;
 
@@ -53,6 +64,9 @@ export type Responder = (body: ChatBody) => string;
 
 /** Milliseconds to hold a request before answering it (0: answer at once). */
 export type Delay = (body: ChatBody) => number;
+
+/** Milliseconds to wait before streaming content delta number `index` (from 0). */
+export type DeltaDelay = (body: ChatBody, index: number) => number;
 
 export interface OpenRouterRequest {
   headers: IncomingHttpHeaders;
@@ -71,6 +85,8 @@ export interface OpenRouterFake {
   setResponder(responder: Responder): void;
   /** Keeps requests in flight for a while, e.g. so a test can kill a worker mid-job. */
   setDelay(delay: Delay): void;
+  /** Slows a streamed reply after its headers, e.g. so a test can disconnect mid-stream. */
+  setDeltaDelay(delay: DeltaDelay): void;
   close(): Promise<void>;
 }
 
@@ -79,12 +95,13 @@ export const echoResponder: Responder = (body) =>
   `echo: ${body.messages.findLast((m) => m.role === 'user')?.content ?? ''}`;
 
 export async function startOpenRouterFake(
-  options: { apiKey?: string; responder?: Responder; delay?: Delay } = {},
+  options: { apiKey?: string; responder?: Responder; delay?: Delay; deltaDelay?: DeltaDelay } = {},
 ): Promise<OpenRouterFake> {
   const apiKey = options.apiKey ?? 'openrouter-test-key';
   const requests: OpenRouterRequest[] = [];
   let responder = options.responder ?? echoResponder;
   let delay: Delay = options.delay ?? (() => 0);
+  let deltaDelay: DeltaDelay = options.deltaDelay ?? (() => 0);
   let faults: Required<OpenRouterFaults> = defaults({});
   let random = mulberry32(0);
   let served = 0;
@@ -105,14 +122,17 @@ export async function startOpenRouterFake(
     if (!parsed.success) return sendError(res, 400, parsed.error.message);
     const body = parsed.data;
     record.body = body;
-    const fault = faults.unknownModels.includes(body.model) ? 'unknown-model' : nextFault(body);
+    const drawn = faults.unknownModels.includes(body.model) ? 'unknown-model' : nextFault(body);
+    const fault = drawn && STREAM_FAULTS.includes(drawn) && !body.stream ? null : drawn;
     record.fault = fault;
     if (fault === 'hang') return; // never answer; close() destroys the socket
     if (fault === '429') return sendError(res, 429, 'Rate limit exceeded', faults.retryAfter);
     if (fault === '500' || fault === '503') return sendError(res, Number(fault), 'Upstream error');
     if (fault === 'unknown-model')
       return sendError(res, 404, `No endpoints found for ${body.model}.`);
-    if (fault === 'malformed-json') return sendRaw(res, 200, '{"id":"gen-1","choices":[{"mess');
+    if (fault === 'malformed-json' && !body.stream) {
+      return sendRaw(res, 200, '{"id":"gen-1","choices":[{"mess');
+    }
     const wait = delay(body);
     if (wait > 0) {
       await sleep(wait);
@@ -121,6 +141,15 @@ export async function startOpenRouterFake(
     const content = fault === 'empty-content' ? '' : responder(body);
     const promptTokens = body.messages.reduce((n, m) => n + words(m.content), 0);
     served += 1;
+    const usage = {
+      prompt_tokens: promptTokens,
+      completion_tokens: words(content),
+      total_tokens: promptTokens + words(content),
+    };
+    if (body.stream) {
+      const pace = (index: number) => deltaDelay(body, index);
+      return streamReply(res, { id: `gen-${served}`, body, content, usage, fault, pace });
+    }
     return sendRaw(
       res,
       200,
@@ -130,11 +159,7 @@ export async function startOpenRouterFake(
         created: Math.floor(Date.now() / 1000),
         model: body.model,
         choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
-        usage: {
-          prompt_tokens: promptTokens,
-          completion_tokens: words(content),
-          total_tokens: promptTokens + words(content),
-        },
+        usage,
       }),
     );
   });
@@ -174,6 +199,9 @@ export async function startOpenRouterFake(
     },
     setDelay(next) {
       delay = next;
+    },
+    setDeltaDelay(next) {
+      deltaDelay = next;
     },
     close: () =>
       new Promise<void>((resolve) => {
@@ -242,4 +270,57 @@ function sendError(res: ServerResponse, status: number, message: string, retryAf
 
 function sendRaw(res: ServerResponse, status: number, body: string): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(body);
+}
+
+interface StreamPlan {
+  id: string;
+  body: ChatBody;
+  content: string;
+  usage: object;
+  fault: OpenRouterFault | null;
+  pace: (index: number) => number;
+}
+
+/**
+ * OpenRouter's stream: a keep-alive comment, one chunk per word (each flushed on its own), a
+ * finish chunk, a usage chunk with no choices, then [DONE].
+ */
+async function streamReply(res: ServerResponse, plan: StreamPlan): Promise<void> {
+  const { id, body, fault } = plan;
+  const send = (choices: unknown[], extra: object = {}) => {
+    const chunk = { id, object: 'chat.completion.chunk', model: body.model, choices, ...extra };
+    return new Promise<void>((resolve) => {
+      res.write(`data: ${JSON.stringify(chunk)}\n\n`, () => resolve());
+    });
+  };
+  const choice = (delta: object, finish: string | null = null) => [
+    { index: 0, delta, finish_reason: finish },
+  ];
+
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  res.write(': OPENROUTER PROCESSING\n\n');
+  if (fault === 'malformed-json') {
+    res.end('data: {"id":"gen-1","choices":[{"del\n\n');
+    return;
+  }
+  const pieces = plan.content.match(/\s*\S+|\s+$/g) ?? [];
+  for (const [index, piece] of pieces.entries()) {
+    const wait = plan.pace(index);
+    if (wait > 0) await sleep(wait);
+    if (res.destroyed) return; // the client went away
+    await send(choice(index === 0 ? { role: 'assistant', content: piece } : { content: piece }));
+    if (fault === 'stream-cut') {
+      res.destroy();
+      return;
+    }
+    if (fault === 'stream-error') {
+      const error = { code: 502, message: 'Provider returned error' };
+      await send(choice({ content: '' }, 'error'), { error });
+      res.end('data: [DONE]\n\n');
+      return;
+    }
+  }
+  await send(choice({}, 'stop'));
+  await send([], { usage: plan.usage });
+  res.end('data: [DONE]\n\n');
 }

@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import {
   type ChatCompletion,
   type ChatModel,
@@ -76,10 +77,23 @@ export class OfflineCompanion implements ChatModel {
   readonly provider = 'offline';
   readonly model = OFFLINE_COMPANION_MODEL;
 
-  async complete(request: ChatRequest): Promise<ChatCompletion> {
-    if (request.signal?.aborted) {
-      throw new LlmError('Offline completion aborted', false, { cause: request.signal.reason });
+  /**
+   * The reply of `complete`, word by word (each word with the whitespace before it). Yields to
+   * the event loop between words, without real delays, so subscribers see a stream and aborts
+   * land between deltas.
+   */
+  async stream(request: ChatRequest, onDelta: (text: string) => void): Promise<ChatCompletion> {
+    const completion = await this.complete(request);
+    for (const word of completion.content.match(/\s*\S+/g) ?? []) {
+      await nextTurn();
+      throwIfAborted(request.signal);
+      onDelta(word);
     }
+    return completion;
+  }
+
+  async complete(request: ChatRequest): Promise<ChatCompletion> {
+    throwIfAborted(request.signal);
     const { personaName, personaTraits, userMessage, profile, relationship } = request.context;
     const traits = readTraits(personaTraits);
     const voice = VOICES[traits.tone];
@@ -112,6 +126,12 @@ export class OfflineCompanion implements ChatModel {
       promptTokens: promptWords || countWords(userMessage),
       completionTokens: countWords(content),
     };
+  }
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    throw new LlmError('Offline completion aborted', false, { cause: signal.reason });
   }
 }
 

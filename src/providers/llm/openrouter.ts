@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { type Logger, silentLogger } from '../../logger.js';
-import { HttpError, postJson, type RetryPolicy } from '../http.js';
+import { HttpError, postJson, postStream, type RetryPolicy } from '../http.js';
+import { readChatStream, type StreamedReply } from './sse.js';
 import {
   type ChatCompletion,
   type ChatMessage,
@@ -81,16 +82,38 @@ export class OpenRouterChatModel implements ChatModel {
   }
 
   /** The lower-level call: extraction uses it with its own model and `responseFormat`. */
-  async chat(messages: readonly ChatMessage[], options: ChatOptions = {}): Promise<ChatCompletion> {
-    const models = [
-      ...new Set([options.model ?? this.#options.model, ...this.#options.fallbackModels]),
-    ];
+  chat(messages: readonly ChatMessage[], options: ChatOptions = {}): Promise<ChatCompletion> {
+    return this.#withFallbacks(options.model, (model) =>
+      this.#completeWith(model, messages, options),
+    );
+  }
+
+  stream(request: ChatRequest, onDelta: (text: string) => void): Promise<ChatCompletion> {
+    let delivered = false;
+    const deliver = (text: string) => {
+      delivered = true;
+      onDelta(text);
+    };
+    // Once the caller has part of one model's reply, another model's would not continue it.
+    return this.#withFallbacks(
+      undefined,
+      (model) => this.#streamWith(model, request, deliver, () => delivered),
+      () => !delivered,
+    );
+  }
+
+  async #withFallbacks(
+    primary: string | undefined,
+    call: (model: string) => Promise<ChatCompletion>,
+    mayFallBack = () => true,
+  ): Promise<ChatCompletion> {
+    const models = [...new Set([primary ?? this.#options.model, ...this.#options.fallbackModels])];
     const failures: LlmError[] = [];
     for (const [i, model] of models.entries()) {
       try {
-        return await this.#completeWith(model, messages, options);
+        return await call(model);
       } catch (error) {
-        if (!(error instanceof LlmError) || !fallbackCanHelp(error)) throw error;
+        if (!(error instanceof LlmError) || !fallbackCanHelp(error) || !mayFallBack()) throw error;
         failures.push(error);
         const next = models[i + 1];
         if (next) this.#logger.warn({ model, next, err: error.message }, 'openrouter falling back');
@@ -102,14 +125,9 @@ export class OpenRouterChatModel implements ChatModel {
     throw new LlmError(message, retryable, { cause: failures.at(-1) });
   }
 
-  async #completeWith(
-    model: string,
-    messages: readonly ChatMessage[],
-    options: ChatOptions,
-  ): Promise<ChatCompletion> {
-    const started = performance.now();
+  #body(model: string, messages: readonly ChatMessage[], options: ChatOptions) {
     const responseFormat = options.responseFormat ?? 'text';
-    const body = {
+    return {
       model,
       messages,
       temperature: options.temperature ?? this.#options.temperature,
@@ -117,20 +135,32 @@ export class OpenRouterChatModel implements ChatModel {
       // Omitted for plain text: some providers reject the parameter altogether.
       response_format: responseFormat === 'text' ? undefined : { type: responseFormat },
     };
+  }
+
+  #request(model: string, signal: AbortSignal | undefined) {
+    return {
+      label: `openrouter ${model}`,
+      url: this.#url,
+      apiKey: this.#options.apiKey,
+      headers: this.#headers,
+      timeoutMs: this.#options.timeoutMs,
+      maxRetries: this.#options.maxRetries,
+      signal,
+      logger: this.#logger,
+      retry: this.#options.retry,
+    };
+  }
+
+  async #completeWith(
+    model: string,
+    messages: readonly ChatMessage[],
+    options: ChatOptions,
+  ): Promise<ChatCompletion> {
+    const started = performance.now();
     let json: unknown;
     try {
-      json = await postJson({
-        label: `openrouter ${model}`,
-        url: this.#url,
-        apiKey: this.#options.apiKey,
-        body,
-        headers: this.#headers,
-        timeoutMs: this.#options.timeoutMs,
-        maxRetries: this.#options.maxRetries,
-        signal: options.signal,
-        logger: this.#logger,
-        retry: this.#options.retry,
-      });
+      const body = this.#body(model, messages, options);
+      json = await postJson({ ...this.#request(model, options.signal), body });
     } catch (error) {
       if (!(error instanceof HttpError)) throw error;
       throw new LlmError(error.message, error.retryable, { cause: error });
@@ -141,17 +171,59 @@ export class OpenRouterChatModel implements ChatModel {
       throw new LlmError(message, true, { cause: parsed.error });
     }
     const choice = parsed.data.choices[0];
-    const content = choice?.message?.content?.trim();
+    return this.#finish(model, started, {
+      content: choice?.message?.content ?? '',
+      model: parsed.data.model ?? null,
+      finishReason: choice?.finish_reason ?? null,
+      promptTokens: parsed.data.usage?.prompt_tokens ?? null,
+      completionTokens: parsed.data.usage?.completion_tokens ?? null,
+    });
+  }
+
+  async #streamWith(
+    model: string,
+    request: ChatRequest,
+    onText: (text: string) => void,
+    delivered: () => boolean,
+  ): Promise<ChatCompletion> {
+    const started = performance.now();
+    let reply: StreamedReply;
+    try {
+      reply = await postStream({
+        ...this.#request(model, request.signal),
+        body: {
+          ...this.#body(model, request.messages, {}),
+          stream: true,
+          stream_options: { include_usage: true },
+        },
+        read: (chunks, commit) =>
+          readChatStream(chunks, (text) => {
+            commit();
+            onText(text);
+          }),
+      });
+    } catch (error) {
+      if (!(error instanceof HttpError)) throw error;
+      const partly = delivered() ? ', after part of the reply was delivered' : '';
+      // The caller cancelled and will not want it again; any other failure is worth a retry.
+      const retryable = error.kind !== 'aborted' && error.retryable;
+      throw new LlmError(`${error.message}${partly}`, retryable, { cause: error });
+    }
+    return this.#finish(model, started, reply);
+  }
+
+  #finish(model: string, started: number, reply: StreamedReply): ChatCompletion {
+    const content = reply.content.trim();
     if (!content) {
       // Seen with content filters and with reasoning models that spend max_tokens thinking.
-      const reason = choice?.finish_reason ?? 'none';
+      const reason = reply.finishReason ?? 'none';
       throw new LlmError(`openrouter ${model}: empty content (finish_reason ${reason})`, true);
     }
     const completion: ChatCompletion = {
       content,
-      model: parsed.data.model ?? model,
-      promptTokens: parsed.data.usage?.prompt_tokens ?? null,
-      completionTokens: parsed.data.usage?.completion_tokens ?? null,
+      model: reply.model || model,
+      promptTokens: reply.promptTokens,
+      completionTokens: reply.completionTokens,
     };
     const { promptTokens, completionTokens } = completion;
     const ms = Math.round(performance.now() - started);

@@ -40,6 +40,13 @@ export interface ChatModel {
   /** "openrouter" | "offline": shown in logs and to admins. */
   readonly provider: string;
   complete(request: ChatRequest): Promise<ChatCompletion>;
+  /**
+   * Same as complete, but calls onDelta with each piece of reply text as it arrives. Resolves
+   * with the whole completion (content = the concatenated deltas, trimmed like complete's).
+   * Retries and fallback models are only used before the first delta was delivered; a failure
+   * after that rejects with a retryable LlmError (the caller will not persist partial text).
+   */
+  stream(request: ChatRequest, onDelta: (text: string) => void): Promise<ChatCompletion>;
 }
 
 export class LlmError extends Error {
