@@ -109,6 +109,13 @@ export const envSchema = z.object({
   OPENROUTER_FALLBACK_MODELS: csv
     .default([])
     .describe('Comma-separated models tried in order on failure.'),
+  OPENROUTER_MAX_TOKENS: z.coerce
+    .number()
+    .int()
+    .min(16)
+    .max(32000)
+    .default(1024)
+    .describe('Longest reply, in tokens (max_tokens); bounds what a turn stores and streams.'),
   OPENROUTER_TIMEOUT_MS: z.coerce
     .number()
     .int()

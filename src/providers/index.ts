@@ -37,6 +37,7 @@ export function createProviders(env: Env, logger: Logger): Providers {
       fallbackModels: env.OPENROUTER_FALLBACK_MODELS,
       timeoutMs: env.OPENROUTER_TIMEOUT_MS,
       maxRetries: env.OPENROUTER_MAX_RETRIES,
+      maxTokens: env.OPENROUTER_MAX_TOKENS,
       logger,
     });
     const extractor = new LlmExtractor({
