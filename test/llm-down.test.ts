@@ -1,0 +1,62 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type OpenRouterFake, startOpenRouterFake } from './fakes/openrouter-fake.js';
+import { codesOf, createTestContext, dataOf, type TestContext } from './helpers/app.js';
+import { personaIds, startChat } from './helpers/chat.js';
+import { SEND_MESSAGE, type SendMessageData } from './helpers/operations.js';
+
+/**
+ * The chat model down or hanging: the turn answers a clear, retryable error in bounded time,
+ * the user's message is kept, and the same clientMessageId answers once the model is back.
+ */
+let t: TestContext;
+let openrouter: OpenRouterFake;
+const TIMEOUT_MS = 300;
+
+beforeAll(async () => {
+  openrouter = await startOpenRouterFake({ responder: () => 'I am back.' });
+  t = await createTestContext({
+    env: {
+      LLM_PROVIDER: 'openrouter',
+      OPENROUTER_BASE_URL: openrouter.url,
+      OPENROUTER_API_KEY: openrouter.apiKey,
+      OPENROUTER_TIMEOUT_MS: String(TIMEOUT_MS),
+      OPENROUTER_MAX_RETRIES: '1',
+    },
+  });
+});
+afterAll(async () => {
+  await t?.close();
+  await openrouter?.close();
+});
+
+describe.each([
+  { fault: 'hang' as const, name: 'timing out' },
+  { fault: '503' as const, name: 'answering 503' },
+])('the chat model $name', ({ fault }) => {
+  it('answers SERVICE_UNAVAILABLE promptly, keeps the message, and a retry answers it', async () => {
+    const user = await t.newUser();
+    const { mira } = await personaIds(t, user.token);
+    const { sessionId } = await startChat(t, user.token, mira as string);
+    const vars = { sessionId, content: 'Are you there?', clientMessageId: `down-${fault}` };
+
+    openrouter.setFaults({ probability: 1, kinds: [fault], retryAfter: '0' });
+    const started = performance.now();
+    const failed = await t.gql<SendMessageData>(SEND_MESSAGE, vars, user.token);
+    const ms = performance.now() - started;
+    openrouter.setFaults({});
+
+    expect(codesOf(failed)).toEqual(['SERVICE_UNAVAILABLE']);
+    expect(failed.errors?.[0]?.extensions?.retryable).toBe(true);
+    expect(failed.errors?.[0]?.message).toMatch(/Retry with the same clientMessageId/);
+    // Two attempts of at most TIMEOUT_MS each, plus backoff: bounded, not a hung request.
+    expect(ms).toBeLessThan(10_000);
+    const stored = await t.services.prisma.message.findMany({ where: { userId: user.id } });
+    expect(stored.map((m) => [m.role, m.content])).toEqual([['USER', 'Are you there?']]);
+
+    const retried = dataOf(await t.gql<SendMessageData>(SEND_MESSAGE, vars, user.token));
+    expect(retried.sendMessage.reply.content).toBe('I am back.');
+    const globalId = Buffer.from(`Message:${stored[0]?.id}`).toString('base64');
+    expect(retried.sendMessage.userMessage.id).toBe(globalId);
+    expect(await t.services.prisma.message.count({ where: { userId: user.id } })).toBe(2);
+  });
+});
