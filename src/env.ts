@@ -283,8 +283,10 @@ export const envSchema = z.object({
     .number()
     .int()
     .min(1)
-    .default(5000)
-    .describe("graphql-armor's cost estimate (fields weighted by depth) of one operation."),
+    .default(30000)
+    .describe(
+      "graphql-armor's cost estimate of one operation (objects 2, scalars 1, ×1.5 per level of depth); a dashboard's sessions → messages query costs ~11k.",
+    ),
   GRAPHQL_MAX_TOKENS: z.coerce
     .number()
     .int()

@@ -247,3 +247,22 @@ describe('nested queries cost the same for 1 and for 10 parents', () => {
     expect(large.statements).toBe(small.statements);
   });
 });
+
+describe('nested pages read only their rows', () => {
+  it('a long session costs no more rows than a short one in sessions → messages(first: 10)', async () => {
+    const before = await measure(SESSIONS, ten.token);
+    const [sessionId] = await sessionIds(ten.id);
+    await t.services.prisma.message.createMany({
+      data: Array.from({ length: 3000 }, (_, k) => ({
+        sessionId: sessionId as string,
+        userId: ten.id,
+        role: 'USER' as const,
+        content: `older message ${k}`,
+        createdAt: new Date(Date.UTC(2020, 0, 1, 0, 0, k)),
+      })),
+    });
+    const after = await measure(SESSIONS, ten.token);
+    expect(after.statements).toBe(before.statements);
+    expect(after.rows).toBe(before.rows);
+  });
+});

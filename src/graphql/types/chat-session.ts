@@ -1,5 +1,50 @@
+import { createContextCache } from '@pothos/core';
+import DataLoader from 'dataloader';
+import {
+  type MessagePage,
+  type MessagePageRequest,
+  sessionMessagePages,
+} from '../../chat/history.js';
+import { badInput } from '../../errors.js';
 import { ownerOrAdmin } from '../auth.js';
 import { builder } from '../builder.js';
+import type { Context } from '../context.js';
+import { keysetCursor, parseKeysetCursor } from '../cursors.js';
+import { Message } from './message.js';
+
+const MAX_MESSAGES_PAGE = 100;
+const DEFAULT_MESSAGES_PAGE = 20;
+
+const MessageConnection = builder.connectionObject(
+  { type: Message, name: 'MessageConnection' },
+  { name: 'MessageEdge' },
+);
+
+interface PageArgs {
+  first?: number | null;
+  after?: string | null;
+}
+
+/** Checked per field before batching, so a bad argument fails its field, not the batch. */
+function messagesPageOf(args: PageArgs) {
+  const first = args.first ?? DEFAULT_MESSAGES_PAGE;
+  if (first < 1 || first > MAX_MESSAGES_PAGE) {
+    throw badInput(`first must be 1-${MAX_MESSAGES_PAGE}.`, { field: 'first' });
+  }
+  return { first, after: args.after ? parseKeysetCursor(args.after) : undefined };
+}
+
+/**
+ * Message pages of one request, batched across every session and alias that asks for them
+ * (node(id) per session, sessions { messages }): one statement per request.
+ */
+const messagePages = createContextCache(
+  (ctx: Context) =>
+    new DataLoader<MessagePageRequest, MessagePage, string>(
+      (keys) => sessionMessagePages(ctx.prisma, keys),
+      { cacheKeyFn: (key) => JSON.stringify(key) },
+    ),
+);
 
 export const ChatSession = builder.prismaNode('ChatSession', {
   id: { field: 'id' },
@@ -7,17 +52,25 @@ export const ChatSession = builder.prismaNode('ChatSession', {
   fields: (t) => ({
     instance: t.relation('instance'),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
-    messages: t.relatedConnection(
-      'messages',
-      {
-        cursor: 'id',
-        maxSize: 100,
-        description: 'Messages, newest first.',
-        query: () => ({ orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }),
+    messages: t.field({
+      type: MessageConnection,
+      description: `Messages, newest first (first: 1-${MAX_MESSAGES_PAGE}, default ${DEFAULT_MESSAGES_PAGE}).`,
+      args: { first: t.arg.int(), after: t.arg.string() },
+      resolve: async (session, args, ctx) => {
+        const request = { sessionId: session.id, ...messagesPageOf(args) };
+        const page = await messagePages(ctx).load(request);
+        const edges = page.rows.map((node) => ({ node, cursor: keysetCursor(node) }));
+        return {
+          edges,
+          pageInfo: {
+            hasNextPage: page.hasNextPage,
+            hasPreviousPage: Boolean(args.after),
+            startCursor: edges[0]?.cursor ?? null,
+            endCursor: edges.at(-1)?.cursor ?? null,
+          },
+        };
       },
-      { name: 'MessageConnection' },
-      { name: 'MessageEdge' },
-    ),
+    }),
   }),
 });
 
