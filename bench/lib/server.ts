@@ -102,11 +102,13 @@ export async function spawnServer(
 
 /**
  * Compiles the server like the Dockerfile does (`tsc -p tsconfig.build.json`), into
- * bench/.build (removed by `cleanup`), so it runs as `node …/src/index.js` without tsx.
+ * bench/.build (or `outDir`, e.g. a subdirectory of it so two benchmarks never share one;
+ * removed by `cleanup`), so it runs as `node …/src/index.js` without tsx.
  * Node resolves node_modules and prisma/migrations by walking up from there, as in /app.
  */
-export async function buildCompiled(): Promise<{ entry: string; cleanup(): Promise<void> }> {
-  const outDir = 'bench/.build';
+export async function buildCompiled(
+  outDir = 'bench/.build',
+): Promise<{ entry: string; cleanup(): Promise<void> }> {
   const started = performance.now();
   await new Promise<void>((resolve, reject) => {
     const child = spawn(
