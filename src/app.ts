@@ -9,6 +9,7 @@ import type { Context } from './graphql/context.js';
 import { createErrorMasker } from './graphql/errors.js';
 import { useOperationLogging } from './graphql/logging.js';
 import { schema } from './graphql/schema.js';
+import { useStorableText } from './graphql/text-guard.js';
 import type { Services } from './services.js';
 
 export interface AppOptions {
@@ -44,10 +45,13 @@ export function createApp(options: AppOptions): App {
     graphqlEndpoint: '/graphql',
     landingPage: false,
     graphiql: options.production ? false : { title: 'Companion API' },
+    // No uploads in this schema: don't parse multipart bodies at all.
+    multipart: false,
     maskedErrors: { maskError: createErrorMasker() },
     logging: false,
     plugins: [
       useGraphQLLimits(options.limits, options.production),
+      useStorableText(),
       useOperationLogging(),
       usePrometheus({
         registry: services.metrics.registry,

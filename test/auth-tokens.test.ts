@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -301,6 +301,57 @@ describe('bad tokens are UNAUTHENTICATED, never a 500', () => {
       'bad base64 header': '!!!.eyJzdWIiOiJ4In0.sig',
       'JSON header that is not an object': `${Buffer.from('[]').toString('base64url')}.e30.c2ln`,
       huge: 'a'.repeat(20_000),
+    };
+    for (const [what, token] of Object.entries(cases)) {
+      expectRejected(await gql(VIEWER, token), what);
+    }
+  });
+
+  it('rejects tampered tokens, malformed claims and odd headers', async () => {
+    const sub = randomUUID();
+    const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const valid = await sign(supabaseClaims(sub), secretBytes);
+    const [header, , signature] = valid.split('.');
+    const withPayload = (claims: unknown) => `${header}.${b64(claims)}.${signature}`;
+    const hs = (claims: JWTPayload) =>
+      new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(secretBytes);
+    // Signed by hand: jose will not sign what it would not verify.
+    const hmac = (protectedHeader: unknown, claims: unknown) => {
+      const input = `${b64(protectedHeader)}.${b64(claims)}`;
+      return `${input}.${createHmac('sha256', SECRET).update(input).digest('base64url')}`;
+    };
+    // Controls: the hand-made tokens below differ from these only in what each case names.
+    await expectViewer(
+      await gql(VIEWER, hmac({ alg: 'HS256', typ: 'JWT' }, supabaseClaims(sub))),
+      sub,
+    );
+    await expectViewer(await gql(VIEWER, `${header}.${valid.split('.')[1]}.${signature}`), sub);
+    const cases: Record<string, string> = {
+      'payload swapped under a valid signature': withPayload(supabaseClaims(randomUUID())),
+      'admin claim added under a valid signature': withPayload(
+        supabaseClaims(sub, { app_metadata: { role: 'admin' } }),
+      ),
+      'signature stripped': `${header}.${b64(supabaseClaims(sub))}.`,
+      'signature of another token': `${header}.${b64(supabaseClaims(sub))}.${(await sign(supabaseClaims(randomUUID()), secretBytes)).split('.')[2]}`,
+      'empty sub': await hs(supabaseClaims('')),
+      'numeric sub': await hs({ ...supabaseClaims(sub), sub: 42 as unknown as string }),
+      'UUID sub with a newline': await hs(supabaseClaims(`${sub}\n`)),
+      'UUID sub with SQL': await hs(supabaseClaims(`${sub}' OR '1'='1`)),
+      'UUID sub with NUL': await hs(supabaseClaims(`${sub}\u0000`)),
+      'exp as a string': await hs({ ...supabaseClaims(sub), exp: 'never' as unknown as number }),
+      'nbf as a string': await hs({ ...supabaseClaims(sub), nbf: 'now' as unknown as number }),
+      'unknown crit header': hmac(
+        { alg: 'HS256', crit: ['x-unknown'], 'x-unknown': 1 },
+        supabaseClaims(sub),
+      ),
+      'payload that is an array': withPayload([sub]),
+      'payload that is not JSON': `${header}.${Buffer.from('not json').toString('base64url')}.${signature}`,
+      'five parts (a JWE)': `${valid}.e30.e30`,
+      'HS512 with the shared secret': await new SignJWT(supabaseClaims(sub))
+        .setProtectedHeader({ alg: 'HS512' })
+        .sign(secretBytes),
+      'alg none with a signature': `${b64({ alg: 'none', typ: 'JWT' })}.${b64(supabaseClaims(sub))}.${signature}`,
+      'a 10 kB kid': await sign(supabaseClaims(sub), keys.ES256, { kid: 'k'.repeat(10_000) }),
     };
     for (const [what, token] of Object.entries(cases)) {
       expectRejected(await gql(VIEWER, token), what);

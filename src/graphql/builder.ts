@@ -46,8 +46,10 @@ builder.scalarType('DateTime', {
   serialize: (value) => value.toISOString(),
   parseValue: (value) => {
     const date = typeof value === 'string' ? new Date(value) : new Date(Number.NaN);
-    if (Number.isNaN(date.getTime())) {
-      throw new GraphQLError('DateTime must be an ISO-8601 string.', {
+    const year = date.getUTCFullYear();
+    // Postgres timestamps hold years 1-9999 (of this range); beyond it a cast error is a 500.
+    if (Number.isNaN(date.getTime()) || year < 1 || year > 9999) {
+      throw new GraphQLError('DateTime must be an ISO-8601 string of years 0001-9999.', {
         extensions: { code: 'BAD_USER_INPUT' },
       });
     }

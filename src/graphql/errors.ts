@@ -17,6 +17,7 @@ const DATA_EXCEPTIONS: Record<string, string> = {
   '22P02': 'Malformed value.',
   '22007': 'Invalid date.',
   '22008': 'Date out of range.',
+  '22009': 'Date out of range.',
 };
 
 /** The SQLSTATE of a driver error, as thrown by a model query or wrapped by a raw one (P2010). */
@@ -75,6 +76,14 @@ export function createErrorMasker() {
     }
     if (original instanceof GraphQLError && original.extensions?.code) {
       return new GraphQLError(original.message, { ...at, extensions: original.extensions });
+    }
+    // A variable that does not coerce to its type ('Int cannot represent …', an unknown enum
+    // value): graphql-js wraps the scalar's error before execution starts, so without a path.
+    if (original instanceof GraphQLError && !graphqlError?.path) {
+      return new GraphQLError(graphqlError?.message ?? original.message, {
+        ...at,
+        extensions: { code: 'BAD_USER_INPUT' },
+      });
     }
     if (original instanceof PothosValidationError) {
       return clientError(pothosMessage(original), 'BAD_USER_INPUT');

@@ -1,4 +1,4 @@
-import { getOperationAST, Kind } from 'graphql';
+import { GraphQLError, getOperationAST, Kind } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { AppError } from '../errors.js';
 import type { Context } from './context.js';
@@ -37,9 +37,8 @@ export function useOperationLogging(): Plugin<Context> {
           });
           for (const e of errors) {
             const original = e.originalError;
-            const expected =
-              original instanceof AppError ||
-              (original as { extensions?: { code?: unknown } })?.extensions?.code;
+            // GraphQLErrors are the client's (e.g. variables that do not coerce), not ours.
+            const expected = original instanceof AppError || original instanceof GraphQLError;
             if (original && !expected)
               log.error({ err: original, path: e.path }, 'unexpected error');
           }

@@ -115,7 +115,10 @@ builder.queryFields((t) => ({
       'Memory statistics per layer of one user, or of everyone without `userId` (admin).',
     args: { userId: t.arg.id({ required: false, description: 'A User id or the raw UUID.' }) },
     resolve: (_root, args, ctx) =>
-      memoryStats(ctx.prisma, args.userId ? parseUserId(String(args.userId), 'userId') : null),
+      memoryStats(
+        ctx.prisma,
+        args.userId != null ? parseUserId(String(args.userId), 'userId') : null,
+      ),
   }),
   allPersonas: t.prismaConnection(
     {

@@ -127,20 +127,21 @@ builder.mutationFields((t) => ({
       'only that changes happened). With no layer and no instance: everything of the user.',
     args: { input: t.arg({ type: ForgetMemoriesInput, required: true }) },
     authScopes: async (_root, { input }, ctx) =>
-      input.instanceId
+      input.instanceId != null
         ? ownerOrAdminOf(ctx, await instanceOwner(ctx, input.instanceId))
         : adminForOtherUser(ctx, input.userId),
     unauthorizedError: (_root, { input }, ctx) =>
-      ctx.viewer && !input.instanceId
+      ctx.viewer && input.instanceId == null
         ? forbidden('Only admins may act on another user.')
         : hideFromStrangers(ctx, 'Persona instance'),
     resolve: async (_root, { input }, ctx) => ({
       deletedCount: await forgetMemories(ctx.prisma, viewerOf(ctx), {
         layer: input.layer,
-        instanceId: input.instanceId
-          ? parseGlobalId(String(input.instanceId), 'PersonaInstance', 'instanceId')
-          : null,
-        userId: input.userId ? parseUserId(String(input.userId), 'userId') : null,
+        instanceId:
+          input.instanceId != null
+            ? parseGlobalId(String(input.instanceId), 'PersonaInstance', 'instanceId')
+            : null,
+        userId: input.userId != null ? parseUserId(String(input.userId), 'userId') : null,
       }),
     }),
   }),
@@ -158,7 +159,7 @@ builder.queryField('exportMemories', (t) =>
       exportMemories(
         ctx.prisma,
         viewerOf(ctx),
-        userId ? parseUserId(String(userId), 'userId') : null,
+        userId != null ? parseUserId(String(userId), 'userId') : null,
       ),
   }),
 );

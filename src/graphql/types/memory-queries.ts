@@ -169,7 +169,7 @@ builder.queryFields((t) => ({
     args: { userId: t.arg.id({ required: false }), ...memoryPageArgs },
     resolve: async (_root, args, ctx) => {
       const viewer = viewerOf(ctx);
-      const userId = args.userId ? parseUserId(String(args.userId), 'userId') : viewer.id;
+      const userId = args.userId != null ? parseUserId(String(args.userId), 'userId') : viewer.id;
       if (userId !== viewer.id && !viewer.isAdmin)
         throw forbidden('Only admins may read other users.');
       return memoryPage(ctx, { userId, instanceId: null }, args);
