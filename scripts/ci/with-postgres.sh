@@ -4,7 +4,9 @@
 #   bash scripts/ci/with-postgres.sh <command> [args...]
 #
 # The command sees TEST_DATABASE_URL (database companion_test) and PG_ADMIN_URL (database
-# postgres, same superuser credentials, for creating per-test-file databases). The cluster
+# postgres, same superuser credentials, for creating per-test-file databases) and
+# PG_RESTART_SCRIPT (restarts the cluster on the same port: `"$PG_RESTART_SCRIPT" fast` or
+# `"$PG_RESTART_SCRIPT" immediate`, crash-like). The cluster
 # and its temp dir are always removed afterwards; the script exits with the command's code.
 # Debian bookworm ships no pgvector package, so on first use (as root) it is built from
 # Debian trixie's *source* package; no trixie binary package is ever installed.
@@ -138,6 +140,31 @@ for p in ${CI_PG_PORT:-} 54329 $(seq 54330 54399); do
 done
 [ -n "$PORT" ] || die "no free port in 54329-54399"
 
+# A restart helper for tests that take the database away under load (test/db-restart.test.ts):
+#   "$PG_RESTART_SCRIPT" [fast|immediate] [seconds down]
+# fast: clean shutdown (sessions terminated, checkpoint); immediate: crash-like (no checkpoint,
+# crash recovery on start). With a number of seconds, the server stays down that long before it
+# starts again (otherwise a plain `pg_ctl restart`). Self-contained (paths and port baked in) so
+# the command can run it; as root it switches to PG_USER like as_pg does (root may enter the
+# PG_USER-owned temp dir). -l keeps the new postmaster's output off the caller's pipes.
+runner=""; [ "$(id -u)" = 0 ] && runner="runuser -u $PG_USER --"
+cat >"$TMP/restart-postgres.sh" <<RESTART
+#!/usr/bin/env bash
+set -euo pipefail
+mode=\${1:-fast} down=\${2:-0}
+case "\$mode" in fast|immediate) ;; *) echo "usage: \$0 [fast|immediate] [seconds down]" >&2; exit 2 ;; esac
+cd /
+pg_ctl() { $runner "$PG_BIN/pg_ctl" "\$@" -D "$TMP/data" -w -t 60; }
+if [ "\$down" = 0 ]; then
+  pg_ctl restart -m "\$mode" -o "-p $PORT" -l "$TMP/postgres.log"
+else
+  pg_ctl stop -m "\$mode"
+  sleep "\$down"
+  pg_ctl start -o "-p $PORT" -l "$TMP/postgres.log"
+fi
+RESTART
+chmod 755 "$TMP/restart-postgres.sh"
+
 # ---------- 3. role, database, and proof that pgvector loads ----------
 psql_su() { PGCONNECT_TIMEOUT=10 "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres "$@"; }
 psql_su -d postgres -c "CREATE ROLE $DB_USER LOGIN SUPERUSER PASSWORD '$DB_PASS'" \
@@ -150,5 +177,6 @@ log "PostgreSQL 15 on 127.0.0.1:$PORT, pgvector $ver"
 # ---------- 4. run the command ----------
 export TEST_DATABASE_URL="postgres://$DB_USER:$DB_PASS@127.0.0.1:$PORT/$DB_NAME"
 export PG_ADMIN_URL="postgres://$DB_USER:$DB_PASS@127.0.0.1:$PORT/postgres"
+export PG_RESTART_SCRIPT="$TMP/restart-postgres.sh"
 "$@" && rc=0 || rc=$?  # a failing command must not trip `set -e` before we record its code
 exit "$rc"  # the EXIT trap stops the cluster and removes the temp dir

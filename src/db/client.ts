@@ -53,27 +53,64 @@ function driverOf(client: pg.Pool | pg.PoolClient): SqlDriver {
   };
 }
 
-function openPostgres(options: { url: string; poolSize: number }): Database {
+/*
+ * Surviving a database restart (test/db-restart.test.ts restarts Postgres under load). Three
+ * things go wrong without the measures below; each was seen in that test:
+ *
+ * 1. A crash. node-postgres emits 'error' on a client whose server goes away; with no listener
+ *    that is an uncaught exception and the process dies. The pool listens on idle clients only,
+ *    and a checked-out client gets its listener from whoever holds it, a few microtasks after
+ *    checkout: a fast shutdown's "terminating connection" (57P01) landing on a client between
+ *    two holders killed the test process. So every client gets a listener of its own for life
+ *    ('connect' below). The error is not lost: the client is marked unusable, the query in
+ *    flight fails, and the pool drops the client when it is released.
+ * 2. A connection leak. Prisma's transaction manager releases a transaction's connection only
+ *    after its COMMIT or ROLLBACK succeeded; when that statement fails (the server is gone), the
+ *    connection stays checked out for ever. Each restart took a few pool slots away; enough of
+ *    them and every request waits out connectionTimeoutMillis, and pool.end() (shutdown) hangs.
+ *    releaseFailedTransactions() hands such a connection back, and the pool discards it.
+ * 3. Silent half-open connections (failover, a vanished host: no FIN/RST ever arrives): TCP
+ *    keepalive lets the kernel notice them on idle clients within ~a minute instead of hours.
+ *
+ * A restart itself needs nothing else: the pool opens new connections on demand, requests during
+ * the outage fail fast (ECONNREFUSED / 57P03) and requests after it succeed, with no restart of
+ * the app. isDatabaseUnavailable() (./unavailable.ts) tells those outage errors apart for callers that map them.
+ */
+function openPostgres(options: { url: string; poolSize: number; logger: Logger }): Database {
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.poolSize,
     idleTimeoutMillis: 30_000,
+    // Bounds both opening a connection and waiting for a free one: a request fails, not hangs.
     connectionTimeoutMillis: 10_000,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
   });
-  // An idle client's error (e.g. the server restarted) must not crash the process; the pool
-  // drops that client and the next query reconnects.
-  pool.on('error', () => {});
-  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  const log = options.logger.child({ component: 'pg-pool' });
+  // An idle client's error (e.g. the server restarted): the pool has already dropped it, and
+  // the next query opens a new connection.
+  pool.on('error', (err) => log.warn({ err: err.message }, 'idle database connection lost'));
+  pool.on('connect', (client) => {
+    client.on('error', (err) => log.debug({ err: err.message }, 'database connection lost'));
+  });
+  const adapter = releaseFailedTransactions(new PrismaPg(pool));
+  const prisma = new PrismaClient({ adapter });
   return {
     prisma,
     kind: 'postgres',
     driver: driverOf(pool),
     withSession: async (fn) => {
       const client = await pool.connect();
+      let failure: Error | undefined;
       try {
         return await fn(driverOf(client));
+      } catch (err) {
+        failure = err instanceof Error ? err : new Error(String(err));
+        throw err;
       } finally {
-        client.release();
+        // After a failure the session's state is unknown (an open transaction, a held advisory
+        // lock): discard the connection instead of pooling it.
+        client.release(failure);
       }
     },
     close: async () => {
@@ -81,6 +118,51 @@ function openPostgres(options: { url: string; poolSize: number }): Database {
       await pool.end();
     },
   };
+}
+
+type PgAdapter = Awaited<ReturnType<PrismaPg['connect']>>;
+type PgTransaction = Awaited<ReturnType<PgAdapter['startTransaction']>>;
+
+/**
+ * Prisma 6.19's transaction manager (client engine) ends a transaction with
+ * `executeRaw('COMMIT' | 'ROLLBACK')` and only then calls `commit()`/`rollback()`, which is
+ * what releases the pg connection (adapter-pg). If that statement throws, the release never
+ * happens. Here a failed COMMIT/ROLLBACK releases it at once; pg-pool discards a connection
+ * that has seen a connection error, and a live one is clean (a failed COMMIT has ended the
+ * transaction). The later commit()/rollback(), if Prisma still makes the call, is a no-op.
+ */
+function releaseFailedTransactions(factory: PrismaPg): PrismaPg {
+  const connect = factory.connect.bind(factory);
+  factory.connect = async () => {
+    const adapter = await connect();
+    const startTransaction = adapter.startTransaction.bind(adapter);
+    adapter.startTransaction = async (isolationLevel) =>
+      releaseOnFailedEnd(await startTransaction(isolationLevel));
+    return adapter;
+  };
+  return factory;
+}
+
+function releaseOnFailedEnd(tx: PgTransaction): PgTransaction {
+  let released = false;
+  const release = (end: () => Promise<void>) => async () => {
+    if (released) return;
+    released = true;
+    await end();
+  };
+  const executeRaw = tx.executeRaw.bind(tx);
+  const rollback = release(tx.rollback.bind(tx));
+  tx.commit = release(tx.commit.bind(tx));
+  tx.rollback = rollback;
+  tx.executeRaw = async (query) => {
+    try {
+      return await executeRaw(query);
+    } catch (err) {
+      if (query.sql === 'COMMIT' || query.sql === 'ROLLBACK') await rollback();
+      throw err;
+    }
+  };
+  return tx;
 }
 
 async function openPglite(options: { dataDir: string } | { pglite: PGlite }): Promise<Database> {

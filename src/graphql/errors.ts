@@ -1,6 +1,7 @@
 import { PothosValidationError } from '@pothos/core';
 import { Prisma } from '@prisma/client';
 import { GraphQLError } from 'graphql';
+import { isDatabaseUnavailable } from '../db/unavailable.js';
 import { AppError } from '../errors.js';
 
 const unexpected = () =>
@@ -98,6 +99,14 @@ export function createErrorMasker() {
     const dataException = state ? DATA_EXCEPTIONS[state] : undefined;
     if (dataException) return clientError(dataException, 'BAD_USER_INPUT');
 
+    // The database is restarting, failing over or out of connections: nothing is wrong with the
+    // request, and retrying it is safe (sendMessage: with the same clientMessageId).
+    if (isDatabaseUnavailable(original)) {
+      return new GraphQLError('The service is briefly unavailable. Retry the request.', {
+        ...at,
+        extensions: { code: 'SERVICE_UNAVAILABLE', retryable: true },
+      });
+    }
     const masked = unexpected();
     return at.path
       ? new GraphQLError(masked.message, { ...at, extensions: masked.extensions })

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Prisma, PrismaClient } from '@prisma/client';
+import { isDatabaseUnavailable } from '../db/unavailable.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { claimJobs, completeJob, deferJob, failJob, type JobRow, releaseJobs } from './queue.js';
@@ -163,6 +165,17 @@ export class Worker {
         log.info({ delayMs: err.delayMs, reason: err.message }, 'job deferred');
         return;
       }
+      if (isDatabaseUnavailable(err)) {
+        // Not the job's fault: hand it back without counting the attempt. The hand-back needs
+        // the database too, so it is retried for a while; past that the claim expires and the
+        // job runs again anyway.
+        const handedBack = await retryWhileUnavailable(() =>
+          deferJob(this.o.prisma, job, 1_000 + Math.random() * 4_000),
+        );
+        this.count(job, handedBack ? 'deferred' : 'lost');
+        log.warn({ err, handedBack }, 'database unavailable; job handed back');
+        return;
+      }
       // Full jitter, exponential, capped at an hour.
       const delay =
         Math.min(this.o.retryBaseMs * 2 ** (job.attempts - 1), 3_600_000) * Math.random();
@@ -176,4 +189,18 @@ export class Worker {
   private count(job: JobRow, outcome: string): void {
     this.o.metrics?.jobOutcomes.inc({ kind: job.kind, outcome });
   }
+}
+
+/** Runs `write` until it succeeds, for up to ~7.5 s of database outage; false if it never did. */
+async function retryWhileUnavailable(write: () => Promise<unknown>): Promise<boolean> {
+  for (const wait of [500, 1_000, 2_000, 4_000, 0]) {
+    try {
+      await write();
+      return true;
+    } catch (err) {
+      if (!isDatabaseUnavailable(err) || wait === 0) return false;
+      await sleep(wait);
+    }
+  }
+  return false;
 }
