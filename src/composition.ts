@@ -1,11 +1,11 @@
 import { DEV_USER_ID, loadDevSecret } from './auth/dev.js';
 import { type AuthConfig, mintToken } from './auth/tokens.js';
-import { ChatLimits } from './chat/limits.js';
 import { type Database, openDatabase } from './db/client.js';
 import type { Env } from './env.js';
 import type { GraphQLLimits } from './graphql/armor.js';
 import { queueDepth } from './jobs/queue.js';
 import { Worker } from './jobs/worker.js';
+import { UserLimits } from './limits.js';
 import type { Logger } from './logger.js';
 import { EXTRACT_MEMORIES, extractMemoriesHandler } from './memory/extract-job.js';
 import { LlmExtractor } from './memory/extract-llm.js';
@@ -84,9 +84,10 @@ export function createServices(
     logger,
     metrics,
     config: turnConfigFrom(env),
-    limits: new ChatLimits({
+    limits: new UserLimits({
       turnsPerMinute: env.CHAT_TURNS_PER_MINUTE,
       startsPerMinute: env.CHAT_STARTS_PER_MINUTE,
+      searchesPerMinute: env.MEMORY_SEARCHES_PER_MINUTE,
       maxConcurrentTurns: env.CHAT_MAX_CONCURRENT_TURNS,
       trackedUsers: env.RATE_LIMIT_TRACKED_USERS,
       onLimited: (limit) => metrics.rateLimited.inc({ limit }),

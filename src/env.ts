@@ -242,6 +242,15 @@ export const envSchema = z.object({
     .max(10000)
     .default(10)
     .describe('Per-user startChat calls per minute; over it: RATE_LIMITED.'),
+  MEMORY_SEARCHES_PER_MINUTE: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(10000)
+    .default(60)
+    .describe(
+      'Per-user memory searches (profileMemories/relationshipMemories with `search`; each embeds its text) per minute; over it: RATE_LIMITED.',
+    ),
   CHAT_MAX_CONCURRENT_TURNS: z.coerce
     .number()
     .int()

@@ -1,5 +1,5 @@
 import type { PrismaClient } from '@prisma/client';
-import type { ChatLimits } from './chat/limits.js';
+import type { UserLimits } from './limits.js';
 import type { Logger } from './logger.js';
 import type { MemoryExtractor } from './memory/types.js';
 import type { Metrics } from './metrics.js';
@@ -29,8 +29,8 @@ export interface Services {
   logger: Logger;
   metrics: Metrics;
   config: TurnConfig;
-  /** Per-user rate limits and concurrent-turn cap of the chat entry points. */
-  limits: ChatLimits;
+  /** Per-user rate limits (turns, new chats, searches) and the concurrent-turn cap. */
+  limits: UserLimits;
   /** Tells the in-process worker that a job is waiting (no-op when it runs elsewhere). */
   wakeWorker(): void;
 }

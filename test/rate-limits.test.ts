@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ChatLimits, ConcurrencyGate, RateLimiter } from '../src/chat/limits.js';
+import { ConcurrencyGate, RateLimiter, UserLimits } from '../src/limits.js';
 import { OfflineCompanion } from '../src/providers/llm/offline.js';
 import type { ChatCompletion, ChatModel, ChatRequest } from '../src/providers/llm/types.js';
 import { codesOf, createTestContext, dataOf, type TestContext } from './helpers/app.js';
@@ -51,6 +51,7 @@ describe('per-user chat limits (GraphQL)', () => {
         CHAT_TURNS_PER_MINUTE: '3',
         CHAT_STARTS_PER_MINUTE: '2',
         CHAT_MAX_CONCURRENT_TURNS: '1',
+        MEMORY_SEARCHES_PER_MINUTE: '2',
       },
       providers: { chat: gated.model },
     });
@@ -105,6 +106,22 @@ describe('per-user chat limits (GraphQL)', () => {
     expect(codesOf(over)).toEqual(['RATE_LIMITED']);
     expect(await t.services.prisma.chatSession.count({ where: { userId: user.id } })).toBe(2);
   });
+
+  it('limits memory searches per minute per searcher (listings are not searches)', async () => {
+    const user = await t.newUser();
+    const search = (text: string | null) =>
+      t.gql(
+        'query($s: String) { profileMemories(search: $s) { edges { node { id } } } }',
+        { s: text },
+        user.token,
+      );
+    dataOf(await search('my job'));
+    dataOf(await search('my dog'));
+    const over = await search('my city');
+    expect(codesOf(over)).toEqual(['RATE_LIMITED']);
+    expect(over.errors?.[0]?.extensions?.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    dataOf(await search(null));
+  });
 });
 
 describe('limit primitives', () => {
@@ -137,9 +154,10 @@ describe('limit primitives', () => {
   });
 
   it('a refused turn does not use up a rate token', () => {
-    const limits = new ChatLimits({
+    const limits = new UserLimits({
       turnsPerMinute: 2,
       startsPerMinute: 1,
+      searchesPerMinute: 1,
       maxConcurrentTurns: 1,
       trackedUsers: 100,
     });

@@ -1,4 +1,5 @@
 import { Prisma, type PrismaClient } from '@prisma/client';
+import type { UserLimits } from '../limits.js';
 import type { Embedder } from '../providers/embeddings/types.js';
 import {
   COLUMNS,
@@ -122,15 +123,19 @@ export interface SearchOptions extends MemoryFilter {
   offset: number;
 }
 
-/** Memories of one layer ranked by relevance to `text`, paged by offset into the ranking. */
+/**
+ * Memories of one layer ranked by relevance to `text`, paged by offset into the ranking. Each
+ * search embeds its text, so it counts against the searcher's (`actorId`) per-minute limit.
+ */
 export async function searchMemories(
-  deps: { prisma: PrismaClient; embedder: Embedder },
+  deps: { prisma: PrismaClient; embedder: Embedder; limits: UserLimits },
   scope: LayerScope,
-  options: SearchOptions,
+  options: SearchOptions & { actorId: string },
 ): Promise<{ rows: ScoredMemory[]; hasNextPage: boolean }> {
+  deps.limits.admitSearch(options.actorId);
   const [embedding] = await deps.embedder.embed([options.text], 'query');
   if (!embedding) throw new Error('embedder returned no vector');
-  const { text, mode, first, offset, ...filter } = options;
+  const { text, mode, first, offset, actorId: _actor, ...filter } = options;
   const query = { ...filter, embedding, model: deps.embedder.model, k: first + 1, offset };
   const rows =
     mode === 'HYBRID'

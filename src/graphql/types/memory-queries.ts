@@ -136,6 +136,7 @@ async function memoryPage(ctx: Context, scope: LayerScope, args: PageArgs) {
       mode,
       first,
       offset,
+      actorId: viewerOf(ctx).id,
     });
     edges = page.rows.map((r, i) => ({
       node: r.memory,

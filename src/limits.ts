@@ -1,7 +1,9 @@
 import { LRUCache } from 'lru-cache';
-import { AppError } from '../errors.js';
+import { AppError } from './errors.js';
 
-export interface ChatLimitsConfig {
+export interface UserLimitsConfig {
+  /** Memory searches (each embeds its text: a paid call with Voyage) a user may run per minute. */
+  searchesPerMinute: number;
   /** Chat turns (sendMessage and streamed replies) a user may start per minute. */
   turnsPerMinute: number;
   /** startChat calls a user may make per minute. */
@@ -11,7 +13,7 @@ export interface ChatLimitsConfig {
   /** Users whose rate state is kept; the least recently seen are forgotten first. */
   trackedUsers: number;
   /** Told about every refusal (metrics). */
-  onLimited?: (limit: 'turns' | 'concurrent_turns' | 'starts') => void;
+  onLimited?: (limit: 'turns' | 'concurrent_turns' | 'starts' | 'searches') => void;
 }
 
 interface Bucket {
@@ -107,17 +109,22 @@ function rateLimited(message: string, retryAfterMs: number): AppError {
   });
 }
 
-/** The per-user limits of the chat entry points (DESIGN.md "Auth and limits"). */
-export class ChatLimits {
+/**
+ * Per-user limits of the entry points that cost real work or money (DESIGN.md "Auth and
+ * limits"): chat turns, new chats, memory searches. Memory writes are limited in the worker.
+ */
+export class UserLimits {
   readonly #turns: RateLimiter;
   readonly #starts: RateLimiter;
+  readonly #searches: RateLimiter;
   readonly #inFlight: ConcurrencyGate;
-  readonly #onLimited: NonNullable<ChatLimitsConfig['onLimited']>;
+  readonly #onLimited: NonNullable<UserLimitsConfig['onLimited']>;
 
-  constructor(config: ChatLimitsConfig) {
+  constructor(config: UserLimitsConfig) {
     this.#onLimited = config.onLimited ?? (() => {});
     this.#turns = new RateLimiter(config.turnsPerMinute, config.trackedUsers);
     this.#starts = new RateLimiter(config.startsPerMinute, config.trackedUsers);
+    this.#searches = new RateLimiter(config.searchesPerMinute, config.trackedUsers);
     this.#inFlight = new ConcurrencyGate(config.maxConcurrentTurns);
   }
 
@@ -151,6 +158,14 @@ export class ChatLimits {
     }
   }
 
+  admitSearch(userId: string): void {
+    const wait = this.#searches.take(userId);
+    if (wait > 0) {
+      this.#onLimited('searches');
+      throw rateLimited('Too many memory searches.', wait);
+    }
+  }
+
   /**
    * Waits for every admitted turn to end, including streamed turns whose client went away
    * (no HTTP request keeps those alive, so closing the server does not wait for them).
@@ -162,7 +177,7 @@ export class ChatLimits {
   /** For /metrics and tests: how much state the limits hold. */
   stats(): { trackedUsers: number; usersWithTurnsInFlight: number } {
     return {
-      trackedUsers: Math.max(this.#turns.size, this.#starts.size),
+      trackedUsers: Math.max(this.#turns.size, this.#starts.size, this.#searches.size),
       usersWithTurnsInFlight: this.#inFlight.size,
     };
   }
