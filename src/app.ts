@@ -57,14 +57,26 @@ export function createApp(options: AppOptions): App {
         registry: services.metrics.registry,
         // Served by src/http.ts (with its optional token), not by yoga.
         endpoint: false,
+        // The plugin enables most metrics by default: each one is chosen here.
         metrics: {
           graphql_yoga_http_duration: true,
+          graphql_envelop_request: true,
           graphql_envelop_request_duration: true,
           graphql_envelop_error_result: true,
+          graphql_envelop_phase_parse: true,
+          graphql_envelop_phase_validate: true,
+          graphql_envelop_phase_execute: true,
+          graphql_envelop_phase_subscribe: true,
+          graphql_envelop_phase_context: false,
+          graphql_envelop_request_time_summary: false,
+          graphql_envelop_deprecated_field: false,
+          graphql_envelop_schema_change: false,
+          graphql_envelop_execute_resolver: false,
         },
-        // Operation names and error paths are chosen by clients: as labels they would grow the
-        // registry without bound. companion_graphql_operation_duration_seconds has bounded ones.
-        labels: { operationName: false, path: false },
+        // URLs, operation names and error paths are chosen by clients: as labels they would grow
+        // the registry without bound. companion_graphql_operation_duration_seconds has bounded
+        // ones (type and root field).
+        labels: { url: false, operationName: false, path: false },
       }),
     ],
     context: async ({ request }) => {

@@ -65,8 +65,14 @@ export function createHttpServer(o: HttpOptions): Server {
       if (o.metricsToken && !bearerMatches(req, o.metricsToken)) {
         reply = json(401, { error: 'metrics token required' });
       } else {
-        res.writeHead(200, { 'content-type': o.metrics.registry.contentType });
-        res.end(await o.metrics.registry.metrics());
+        // An async handler's rejection would be unhandled: answer it here.
+        try {
+          const text = await o.metrics.registry.metrics();
+          res.writeHead(200, { 'content-type': o.metrics.registry.contentType }).end(text);
+        } catch {
+          res.writeHead(503, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: 'metrics unavailable' }));
+        }
         return;
       }
     }
@@ -88,8 +94,10 @@ export function createHttpServer(o: HttpOptions): Server {
           errors: [{ message, extensions: { code: 'PAYLOAD_TOO_LARGE' } }],
         });
         // Close: the rest of an oversized body is not worth reading.
-        res.writeHead(413, { 'content-type': 'application/json', connection: 'close' }).end(body);
-        req.destroy();
+        // Destroyed only once the answer is flushed, so a client still uploading can read it.
+        res
+          .writeHead(413, { 'content-type': 'application/json', connection: 'close' })
+          .end(body, () => req.destroy());
         return;
       }
     }

@@ -86,11 +86,13 @@ async function main(): Promise<void> {
     // Stop accepting; in-flight requests (turns) finish before close() resolves.
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
-    await Promise.all([
-      closed,
-      worker?.stop(env.SHUTDOWN_TIMEOUT_MS),
-      services.limits.whenIdle(env.SHUTDOWN_TIMEOUT_MS),
-    ]);
+    // Once the server is closed no turn can be admitted; then wait for the detached ones.
+    const turnsDone = closed.then(async () => {
+      if (!(await services.limits.whenIdle(env.SHUTDOWN_TIMEOUT_MS))) {
+        logger.warn('streamed turns still running at the shutdown deadline');
+      }
+    });
+    await Promise.all([turnsDone, worker?.stop(env.SHUTDOWN_TIMEOUT_MS)]);
     await db.close();
     clearTimeout(deadline);
     logger.info('stopped');

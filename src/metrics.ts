@@ -108,9 +108,21 @@ export class Metrics {
       oldestPendingSeconds: number;
     }>,
   ) {
-    let cache: { at: number; value: Promise<Awaited<ReturnType<typeof read>>> } | null = null;
+    type Depth = Awaited<ReturnType<typeof read>>;
+    let last: Depth = { pending: 0, running: 0, dead: 0, oldestPendingSeconds: 0 };
+    let cache: { at: number; value: Promise<Depth> } | null = null;
+    // A scrape while the database is away reports the last values instead of failing /metrics.
     const current = () => {
-      if (!cache || Date.now() - cache.at > 5000) cache = { at: Date.now(), value: read() };
+      if (!cache || Date.now() - cache.at > 5000) {
+        const value = read().then(
+          (depth) => {
+            last = depth;
+            return depth;
+          },
+          () => last,
+        );
+        cache = { at: Date.now(), value };
+      }
       return cache.value;
     };
     const gauge = (

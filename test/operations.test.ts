@@ -74,7 +74,7 @@ describe('operations endpoints', () => {
     ]) {
       expect(text).toMatch(pattern);
     }
-    // Client-chosen operation names never become label values (unbounded series).
-    expect(text).not.toMatch(/operationName=/);
+    // Client-chosen operation names and URLs never become label values (unbounded series).
+    expect(text).not.toMatch(/operationName=|url=/);
   });
 });

@@ -24,7 +24,8 @@ const UNAVAILABLE_MESSAGE =
  * to retry: callers can answer SERVICE_UNAVAILABLE / retryable instead of an internal error.
  * Recognises the forms seen while Postgres restarts under load: Prisma's known request errors
  * (also wrapping a driver adapter error, e.g. P2010 for raw queries), bare DriverAdapterErrors
- * (from transactions), pg's DatabaseErrors and its plain Errors.
+ * (from transactions), pg's DatabaseErrors and its plain Errors. Causes are followed only
+ * through Prisma's errors, never through arbitrary wrappers.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   let e: unknown = error;
@@ -51,7 +52,10 @@ export function isDatabaseUnavailable(error: unknown): boolean {
       }
       return false;
     }
-    e = meta?.driverAdapterError ?? cause;
+    // Down Prisma's wrapping only: a provider's fetch failure also ends in ECONNREFUSED or
+    // ECONNRESET under `cause`, and must stay that provider's failure (with its backoff).
+    const prisma = typeof name === 'string' && name.startsWith('PrismaClient');
+    e = meta?.driverAdapterError ?? (prisma ? cause : undefined);
   }
   return false;
 }

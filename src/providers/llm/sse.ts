@@ -128,9 +128,11 @@ function parseChunk(data: string): z.infer<typeof chunkSchema> {
   try {
     json = JSON.parse(data);
   } catch {
-    throw new StreamBodyError(`malformed JSON chunk: ${data}`);
+    throw new StreamBodyError(`malformed JSON chunk (${data.length} characters)`);
   }
   const parsed = chunkSchema.safeParse(json);
-  if (!parsed.success) throw new StreamBodyError(`unexpected chunk shape: ${data}`);
+  // The chunk itself may carry reply text, which never goes into errors or logs.
+  if (!parsed.success)
+    throw new StreamBodyError(`unexpected chunk shape (${data.length} characters)`);
   return parsed.data;
 }
