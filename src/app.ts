@@ -7,6 +7,7 @@ import { AppError } from './errors.js';
 import { type GraphQLLimits, useGraphQLLimits } from './graphql/armor.js';
 import type { Context } from './graphql/context.js';
 import { createErrorMasker } from './graphql/errors.js';
+import { ListBudget } from './graphql/list-budget.js';
 import { useOperationLogging } from './graphql/logging.js';
 import { schema } from './graphql/schema.js';
 import { useStorableText } from './graphql/text-guard.js';
@@ -83,7 +84,8 @@ export function createApp(options: AppOptions): App {
       const incoming = request.headers.get('x-request-id');
       const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
       const viewer = await authenticate(request.headers.get('authorization'));
-      return { viewer, requestId, services, prisma: services.prisma };
+      const listBudget = new ListBudget(options.limits.maxListItems);
+      return { viewer, requestId, services, prisma: services.prisma, listBudget };
     },
   });
 }

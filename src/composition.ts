@@ -1,5 +1,6 @@
 import { DEV_USER_ID, loadDevSecret } from './auth/dev.js';
 import { type AuthConfig, mintToken } from './auth/tokens.js';
+import { RunningTurns } from './chat/running-turns.js';
 import { type Database, openDatabase } from './db/client.js';
 import type { Env } from './env.js';
 import type { GraphQLLimits } from './graphql/armor.js';
@@ -40,6 +41,7 @@ export function graphqlLimitsFrom(env: Env): GraphQLLimits {
     maxCost: env.GRAPHQL_MAX_COST,
     maxTokens: env.GRAPHQL_MAX_TOKENS,
     maxDirectives: env.GRAPHQL_MAX_DIRECTIVES,
+    maxListItems: env.GRAPHQL_MAX_LIST_ITEMS,
   };
 }
 
@@ -73,6 +75,15 @@ export function createServices(
   let wake = () => {};
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? false });
   metrics.registerQueueGauges(() => queueDepth(db.prisma));
+  const limits = new UserLimits({
+    turnsPerMinute: env.CHAT_TURNS_PER_MINUTE,
+    startsPerMinute: env.CHAT_STARTS_PER_MINUTE,
+    embedsPerMinute: env.MEMORY_EMBEDS_PER_MINUTE,
+    maxConcurrentTurns: env.CHAT_MAX_CONCURRENT_TURNS,
+    trackedUsers: env.RATE_LIMIT_TRACKED_USERS,
+    onLimited: (limit) => metrics.rateLimited.inc({ limit }),
+  });
+  metrics.registerLimitGauges(() => limits.stats());
   if (providers.extractor instanceof LlmExtractor) {
     metrics.registerExtractionStats(providers.extractor.stats);
   }
@@ -84,14 +95,8 @@ export function createServices(
     logger,
     metrics,
     config: turnConfigFrom(env),
-    limits: new UserLimits({
-      turnsPerMinute: env.CHAT_TURNS_PER_MINUTE,
-      startsPerMinute: env.CHAT_STARTS_PER_MINUTE,
-      searchesPerMinute: env.MEMORY_SEARCHES_PER_MINUTE,
-      maxConcurrentTurns: env.CHAT_MAX_CONCURRENT_TURNS,
-      trackedUsers: env.RATE_LIMIT_TRACKED_USERS,
-      onLimited: (limit) => metrics.rateLimited.inc({ limit }),
-    }),
+    limits,
+    runningTurns: new RunningTurns(),
     wakeWorker: () => wake(),
     setWake: (fn) => {
       wake = fn;

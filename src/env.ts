@@ -242,14 +242,14 @@ export const envSchema = z.object({
     .max(10000)
     .default(10)
     .describe('Per-user startChat calls per minute; over it: RATE_LIMITED.'),
-  MEMORY_SEARCHES_PER_MINUTE: z.coerce
+  MEMORY_EMBEDS_PER_MINUTE: z.coerce
     .number()
     .int()
     .min(1)
     .max(10000)
     .default(60)
     .describe(
-      'Per-user memory searches (profileMemories/relationshipMemories with `search`; each embeds its text) per minute; over it: RATE_LIMITED.',
+      'Per-user memory searches (`search` on memory queries) and memory edits per minute, together: each embeds text (a paid call with Voyage); over it: RATE_LIMITED.',
     ),
   CHAT_MAX_CONCURRENT_TURNS: z.coerce
     .number()
@@ -302,6 +302,15 @@ export const envSchema = z.object({
     .min(100)
     .default(2000)
     .describe('Tokens in one GraphQL document.'),
+  GRAPHQL_MAX_LIST_ITEMS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(100000)
+    .default(2000)
+    .describe(
+      'Rows one operation may ask for across all its lists (the sum of `first` over every page, nested pages included); over it: BAD_USER_INPUT.',
+    ),
   GRAPHQL_MAX_DIRECTIVES: z.coerce
     .number()
     .int()

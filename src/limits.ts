@@ -2,8 +2,8 @@ import { LRUCache } from 'lru-cache';
 import { AppError } from './errors.js';
 
 export interface UserLimitsConfig {
-  /** Memory searches (each embeds its text: a paid call with Voyage) a user may run per minute. */
-  searchesPerMinute: number;
+  /** Memory searches and edits (each embeds text: a paid call with Voyage) per user per minute. */
+  embedsPerMinute: number;
   /** Chat turns (sendMessage and streamed replies) a user may start per minute. */
   turnsPerMinute: number;
   /** startChat calls a user may make per minute. */
@@ -13,7 +13,7 @@ export interface UserLimitsConfig {
   /** Users whose rate state is kept; the least recently seen are forgotten first. */
   trackedUsers: number;
   /** Told about every refusal (metrics). */
-  onLimited?: (limit: 'turns' | 'concurrent_turns' | 'starts' | 'searches') => void;
+  onLimited?: (limit: 'turns' | 'concurrent_turns' | 'starts' | 'memory_embeds') => void;
 }
 
 interface Bucket {
@@ -116,7 +116,7 @@ function rateLimited(message: string, retryAfterMs: number): AppError {
 export class UserLimits {
   readonly #turns: RateLimiter;
   readonly #starts: RateLimiter;
-  readonly #searches: RateLimiter;
+  readonly #embeds: RateLimiter;
   readonly #inFlight: ConcurrencyGate;
   readonly #onLimited: NonNullable<UserLimitsConfig['onLimited']>;
 
@@ -124,7 +124,7 @@ export class UserLimits {
     this.#onLimited = config.onLimited ?? (() => {});
     this.#turns = new RateLimiter(config.turnsPerMinute, config.trackedUsers);
     this.#starts = new RateLimiter(config.startsPerMinute, config.trackedUsers);
-    this.#searches = new RateLimiter(config.searchesPerMinute, config.trackedUsers);
+    this.#embeds = new RateLimiter(config.embedsPerMinute, config.trackedUsers);
     this.#inFlight = new ConcurrencyGate(config.maxConcurrentTurns);
   }
 
@@ -158,11 +158,11 @@ export class UserLimits {
     }
   }
 
-  admitSearch(userId: string): void {
-    const wait = this.#searches.take(userId);
+  admitEmbed(userId: string): void {
+    const wait = this.#embeds.take(userId);
     if (wait > 0) {
-      this.#onLimited('searches');
-      throw rateLimited('Too many memory searches.', wait);
+      this.#onLimited('memory_embeds');
+      throw rateLimited('Too many memory searches or edits.', wait);
     }
   }
 
@@ -174,10 +174,10 @@ export class UserLimits {
     return this.#inFlight.whenIdle(timeoutMs);
   }
 
-  /** For /metrics and tests: how much state the limits hold. */
+  /** How much state the limits hold (exported as gauges on /metrics). */
   stats(): { trackedUsers: number; usersWithTurnsInFlight: number } {
     return {
-      trackedUsers: Math.max(this.#turns.size, this.#starts.size, this.#searches.size),
+      trackedUsers: Math.max(this.#turns.size, this.#starts.size, this.#embeds.size),
       usersWithTurnsInFlight: this.#inFlight.size,
     };
   }

@@ -79,6 +79,26 @@ export class Metrics {
    * Exposes an extractor's running totals (model output that had to be retried, skipped or
    * discarded) as counters, read at scrape time.
    */
+  /** How much state the per-user limits hold: proof they stay bounded. */
+  registerLimitGauges(read: () => { trackedUsers: number; usersWithTurnsInFlight: number }) {
+    new Gauge({
+      name: 'companion_rate_limit_tracked_users',
+      help: 'Users whose rate-limit state this process keeps (bounded by RATE_LIMIT_TRACKED_USERS).',
+      registers: [this.registry],
+      collect() {
+        this.set(read().trackedUsers);
+      },
+    });
+    new Gauge({
+      name: 'companion_users_with_turns_in_flight',
+      help: 'Users with a chat turn running in this process.',
+      registers: [this.registry],
+      collect() {
+        this.set(read().usersWithTurnsInFlight);
+      },
+    });
+  }
+
   registerExtractionStats(stats: object) {
     const seen: Record<string, number> = {};
     new Counter({

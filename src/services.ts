@@ -1,4 +1,5 @@
 import type { PrismaClient } from '@prisma/client';
+import type { RunningTurns } from './chat/running-turns.js';
 import type { UserLimits } from './limits.js';
 import type { Logger } from './logger.js';
 import type { MemoryExtractor } from './memory/types.js';
@@ -31,6 +32,8 @@ export interface Services {
   config: TurnConfig;
   /** Per-user rate limits (turns, new chats, searches) and the concurrent-turn cap. */
   limits: UserLimits;
+  /** Turns in flight in this process, so a concurrent retry joins instead of re-asking the model. */
+  runningTurns: RunningTurns;
   /** Tells the in-process worker that a job is waiting (no-op when it runs elsewhere). */
   wakeWorker(): void;
 }

@@ -270,3 +270,24 @@ describe('numbers and enums out of range', () => {
     expectCleanErrors(res, what, ['BAD_USER_INPUT']);
   });
 });
+
+describe('rows asked for across all lists (GRAPHQL_MAX_LIST_ITEMS)', () => {
+  // graphql-armor prices `first` only as a literal; with variables the budget is what holds.
+  const aliased = (n: number) =>
+    `query($s: Int, $m: Int) { ${Array.from(
+      { length: n },
+      (_, i) =>
+        `a${i}: viewer { sessions(first: $s) { edges { node { messages(first: $m) { edges { node { id } } } } } } }`,
+    ).join(' ')} }`;
+
+  it('refuses aliased nested pages that add up past the budget', async () => {
+    const owner = await t.newUser();
+    const persona = (await personaIds(t, owner.token)).mira as string;
+    for (let i = 0; i < 2; i++) await startChat(t, owner.token, persona);
+    const over = await t.gql(aliased(15), { s: 100, m: 100 }, owner.token);
+    expect(codesOf(over)).toContain('BAD_USER_INPUT');
+    expect(over.errors?.[0]?.message).toMatch(/more than 2000 list items/);
+    // The same shape with modest pages is fine.
+    dataOf(await t.gql(aliased(15), { s: 10, m: 20 }, owner.token));
+  });
+});

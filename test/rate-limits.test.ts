@@ -51,7 +51,7 @@ describe('per-user chat limits (GraphQL)', () => {
         CHAT_TURNS_PER_MINUTE: '3',
         CHAT_STARTS_PER_MINUTE: '2',
         CHAT_MAX_CONCURRENT_TURNS: '1',
-        MEMORY_SEARCHES_PER_MINUTE: '2',
+        MEMORY_EMBEDS_PER_MINUTE: '2',
       },
       providers: { chat: gated.model },
     });
@@ -107,7 +107,7 @@ describe('per-user chat limits (GraphQL)', () => {
     expect(await t.services.prisma.chatSession.count({ where: { userId: user.id } })).toBe(2);
   });
 
-  it('limits memory searches per minute per searcher (listings are not searches)', async () => {
+  it('limits memory searches and edits per minute per user (listings are free)', async () => {
     const user = await t.newUser();
     const search = (text: string | null) =>
       t.gql(
@@ -116,7 +116,24 @@ describe('per-user chat limits (GraphQL)', () => {
         user.token,
       );
     dataOf(await search('my job'));
-    dataOf(await search('my dog'));
+    // A memory edit embeds too, and shares the budget with searches.
+    const memory = await t.services.prisma.memory.create({
+      data: {
+        userId: user.id,
+        content: 'User likes tea',
+        contentHash: randomUUID(),
+        category: 'PREFERENCE',
+        embeddingModel: 'use-lite-512',
+      },
+    });
+    const edit = (content: string) =>
+      t.gql(
+        'mutation($i: UpdateMemoryInput!) { updateMemory(input: $i) { memory { content } } }',
+        { i: { memoryId: Buffer.from(`Memory:${memory.id}`).toString('base64'), content } },
+        user.token,
+      );
+    dataOf(await edit('User likes green tea'));
+    expect(codesOf(await edit('User likes black tea'))).toEqual(['RATE_LIMITED']);
     const over = await search('my city');
     expect(codesOf(over)).toEqual(['RATE_LIMITED']);
     expect(over.errors?.[0]?.extensions?.retryAfterSeconds).toBeGreaterThanOrEqual(1);
@@ -157,7 +174,7 @@ describe('limit primitives', () => {
     const limits = new UserLimits({
       turnsPerMinute: 2,
       startsPerMinute: 1,
-      searchesPerMinute: 1,
+      embedsPerMinute: 1,
       maxConcurrentTurns: 1,
       trackedUsers: 100,
     });

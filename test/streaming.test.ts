@@ -45,11 +45,15 @@ function steppedModel() {
   let gate = new Promise<void>((resolve) => {
     open = resolve;
   });
-  const state = { hold: false, fail: false };
+  const state = { hold: false, fail: false, calls: 0 };
   const model: ChatModel = {
     provider: 'offline',
-    complete: (request) => offline.complete(request),
+    complete: (request) => {
+      state.calls++;
+      return offline.complete(request);
+    },
     async stream(request, onDelta) {
+      state.calls++;
       if (!state.hold && !state.fail) return offline.stream(request, onDelta);
       const completion = await offline.complete(request);
       const words = completion.content.split(/(?<= )/);
@@ -193,6 +197,59 @@ describe('sendMessageStream (GraphQL subscription over SSE)', () => {
     await t.drainJobs();
     const memories = await t.services.prisma.memory.findMany({ where: { userId: user.id } });
     expect(memories.map((m) => m.content).join(' | ')).toMatch(/Porto|sailing/);
+  });
+
+  it('a re-send while the turn still runs joins it: one model call, one reply, deltas add up', async () => {
+    const user = await t.newUser();
+    const { sessionId } = await chat(user.token);
+    const vars = { sessionId, content: 'tell me a story', clientMessageId: 'c-join' };
+    const abort = new AbortController();
+    stepped.state.hold = true;
+    const callsBefore = stepped.state.calls;
+    let resent: Promise<StreamEvent[]>;
+    let viaMutation: Promise<unknown>;
+    try {
+      const first = subscribe(user.token, vars, abort.signal);
+      expect((await first.next()).value?.data?.sendMessageStream.__typename).toBe('ReplyDelta');
+      abort.abort();
+      await first.return(undefined);
+      resent = collect(user.token, vars);
+      viaMutation = t.gql(SEND_MESSAGE, vars, user.token);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    } finally {
+      stepped.state.hold = false;
+      stepped.open();
+    }
+    const events = await resent;
+    const done = events.at(-1)?.data?.sendMessageStream.turn;
+    const text = events.map((e) => e.data?.sendMessageStream.text ?? '').join('');
+    expect(text).toBe(done?.reply.content);
+    const mutation = dataOf(
+      (await viaMutation) as { data?: { sendMessage: { reply: { id: string } } } },
+    );
+    expect(mutation.sendMessage.reply.id).toBe(done?.reply.id);
+    expect(stepped.state.calls - callsBefore).toBe(1);
+    expect(await t.services.prisma.message.count({ where: { userId: user.id } })).toBe(2);
+  });
+
+  it('runs no turn when the client cannot take a stream (Accept: application/json → 406)', async () => {
+    const user = await t.newUser();
+    const { sessionId } = await chat(user.token);
+    const res = await t.app.fetch('http://test/graphql', {
+      method: 'POST',
+      headers: {
+        accept: 'application/json',
+        'content-type': 'application/json',
+        authorization: `Bearer ${user.token}`,
+      },
+      body: JSON.stringify({
+        query: STREAM,
+        variables: { sessionId, content: 'hi', clientMessageId: 'c-json' },
+      }),
+    });
+    expect(res.status).toBe(406);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await t.services.prisma.message.count({ where: { userId: user.id } })).toBe(0);
   });
 
   it('answers a model failure with SERVICE_UNAVAILABLE, keeps the message, and a retry works', async () => {

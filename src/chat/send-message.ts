@@ -61,7 +61,8 @@ export async function sendMessage(
   }
   const release = s.limits.admitTurn(input.userId);
   try {
-    return await runTurn(s, input, content, options);
+    const key = `${input.userId}:${input.clientMessageId}`;
+    return await s.runningTurns.exclusive(key, () => runTurn(s, input, content, options));
   } finally {
     release();
   }

@@ -8,6 +8,8 @@ export interface GraphQLLimits {
   maxCost: number;
   maxTokens: number;
   maxDirectives: number;
+  /** Rows one operation may ask for across all its lists (see list-budget.ts). */
+  maxListItems: number;
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Memory, MemoryHistory, PrismaClient } from '@prisma/client';
 import { Prisma } from '@prisma/client';
 import { badInput, conflict, forbidden, notFound } from '../errors.js';
+import type { UserLimits } from '../limits.js';
 import type { Embedder } from '../providers/embeddings/types.js';
 import { exportUserMemories, type UserMemoryExport } from './export.js';
 import { EXTRACT_MEMORIES } from './extract-job.js';
@@ -61,7 +62,12 @@ export interface MemoryEdit {
 }
 
 export async function updateMemory(
-  s: { prisma: PrismaClient; embedder: Embedder; config: { memoryMaxChars: number } },
+  s: {
+    prisma: PrismaClient;
+    embedder: Embedder;
+    limits: UserLimits;
+    config: { memoryMaxChars: number };
+  },
   actor: Actor,
   id: string,
   edit: MemoryEdit,
@@ -76,6 +82,7 @@ export async function updateMemory(
   const newContent = content !== null && content !== before.content ? content : null;
   // Embedded before the transaction: a provider call (seconds, with retries) must not hold
   // the user's write lock. A document vector, like the ones the worker stores.
+  if (newContent) s.limits.admitEmbed(actor.id);
   const [embedding] = newContent ? await s.embedder.embed([newContent], 'document') : [];
   if (newContent && !embedding) throw new Error('embedder returned no vector');
 

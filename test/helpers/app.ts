@@ -55,7 +55,7 @@ export async function createTestContext(
     CHAT_TURNS_PER_MINUTE: '10000',
     CHAT_STARTS_PER_MINUTE: '10000',
     CHAT_MAX_CONCURRENT_TURNS: '100',
-    MEMORY_SEARCHES_PER_MINUTE: '10000',
+    MEMORY_EMBEDS_PER_MINUTE: '10000',
     ...options.env,
   });
   const database = await openTestDatabase();

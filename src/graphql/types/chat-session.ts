@@ -58,6 +58,7 @@ export const ChatSession = builder.prismaNode('ChatSession', {
       args: { first: t.arg.int(), after: t.arg.string() },
       resolve: async (session, args, ctx) => {
         const request = { sessionId: session.id, ...messagesPageOf(args) };
+        ctx.listBudget.charge(request.first);
         const page = await messagePages(ctx).load(request);
         const edges = page.rows.map((node) => ({ node, cursor: keysetCursor(node) }));
         return {

@@ -120,6 +120,7 @@ async function memoryPage(ctx: Context, scope: LayerScope, args: PageArgs) {
   const first = args.first ?? 20;
   if (first < 1 || first > MAX_PAGE)
     throw badInput(`first must be 1-${MAX_PAGE}.`, { field: 'first' });
+  ctx.listBudget.charge(first);
   const filter = filterOf(args);
   let edges: MemoryEdgeShape[];
   let hasNextPage: boolean;

@@ -72,8 +72,8 @@ builder.prismaObjectFields(Memory, (t) => ({
     args: { first: t.arg.int(), after: t.arg.string() },
     // One loader per field path: every memory at that path shares the same page arguments.
     byPath: true,
-    resolve: (memory, args) => {
-      historyPageOf(args);
+    resolve: (memory, args, ctx) => {
+      ctx.listBudget.charge(historyPageOf(args).first);
       return memory.id;
     },
     load: (ids: string[], ctx: Context, args) => loadHistoryConnections(ids, ctx, args),
