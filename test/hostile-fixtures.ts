@@ -28,7 +28,7 @@ sendMessageStream(sessionId)             | ChatSession     | user  | subscriptio
 updateMemory(memoryId)                   | Memory          | user  | mutation($id: ID!) { updateMemory(input: { memoryId: $id, category: FACT }) { memory { content } } }
 deleteMemory(memoryId)                   | Memory          | user  | mutation($id: ID!) { deleteMemory(input: { memoryId: $id }) { deletedMemoryId } }
 forgetMemories(instanceId)               | PersonaInstance | user  | mutation($id: ID!) { forgetMemories(input: { instanceId: $id }) { deletedCount } }
-forgetMemories(userId)                   | User            | user  | mutation($id: ID!) { forgetMemories(input: { userId: $id }) { deletedCount } }
+forgetMemories(userId)                   | User            | user  | mutation($id: ID!) { forgetMemories(input: { userId: $id, everything: true }) { deletedCount } }
 profileMemories(userId)                  | User            | admin | query($id: ID!) { profileMemories(userId: $id) { edges { node { content } } } }
 exportMemories(userId)                   | User            | admin | query($id: ID!) { exportMemories(userId: $id) }
 memoryStats(userId)                      | User            | admin | query($id: ID!) { memoryStats(userId: $id) { profile { total } } }

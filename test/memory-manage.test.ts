@@ -505,7 +505,7 @@ describe('forgetMemories', () => {
     const res = dataOf(
       await t.gql<{ forgetMemories: { deletedCount: number } }>(
         FORGET,
-        { input: { userId: encodeGlobalID('User', owner.id) } },
+        { input: { userId: encodeGlobalID('User', owner.id), everything: true } },
         admin.token,
       ),
     );
@@ -525,11 +525,28 @@ describe('forgetMemories', () => {
     expect(await footprint(stranger.id)).toEqual(bystander);
   });
 
+  it('erases everything only when asked in so many words', async () => {
+    const owner = await ownerWithMemories();
+    const before = await footprint(owner.id);
+    // A client whose instanceId came out undefined sends {}: that must not wipe the user.
+    for (const input of [{}, { userId: null }, { everything: false }]) {
+      const res = await t.gql(FORGET, { input }, owner.token);
+      expect(codesOf(res), JSON.stringify(input)).toEqual(['BAD_USER_INPUT']);
+    }
+    const mixed = await t.gql(
+      FORGET,
+      { input: { everything: true, layer: 'PROFILE' } },
+      owner.token,
+    );
+    expect(codesOf(mixed)).toEqual(['BAD_USER_INPUT']);
+    expect(await footprint(owner.id)).toEqual(before);
+  });
+
   it('cancels extraction still queued, so an erasure is not undone by an earlier turn', async () => {
     const owner = await ownerWithMemories();
     const chat = await startChat(t, owner.token, personas.mira as string);
     await send(t, owner.token, chat.sessionId, 'I play the cello in an orchestra.');
-    dataOf(await t.gql(FORGET, { input: {} }, owner.token));
+    dataOf(await t.gql(FORGET, { input: { everything: true } }, owner.token));
     await t.drainJobs();
     expect(await footprint(owner.id).then((f) => f.memories)).toEqual([]);
     const actors = await db().memoryHistory.findMany({

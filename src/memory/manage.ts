@@ -175,6 +175,11 @@ export interface ForgetRequest {
   layer?: MemoryLayer | null;
   /** One persona instance's relationship memories. */
   instanceId?: string | null;
+  /**
+   * Must be true for the erasure of everything (no layer, no instance), and only then: a client
+   * that lost its instanceId on the way (`undefined` vanishes from JSON) must not wipe a user.
+   */
+  everything?: boolean | null;
 }
 
 interface ForgetScope {
@@ -188,6 +193,15 @@ async function forgetScope(
   actor: Actor,
   r: ForgetRequest,
 ): Promise<ForgetScope> {
+  const whole = r.layer == null && r.instanceId == null;
+  if (whole !== (r.everything === true)) {
+    throw badInput(
+      whole
+        ? 'To forget every memory, say everything: true (or give a layer or an instanceId).'
+        : 'everything: true cannot be combined with a layer or an instanceId.',
+      { field: 'everything' },
+    );
+  }
   if (r.instanceId) {
     if (r.layer === 'PROFILE') {
       throw badInput('A persona instance holds relationship memories only.', { field: 'layer' });

@@ -78,11 +78,15 @@ const DeleteMemoryPayload = builder
 
 const ForgetMemoriesInput = builder.inputType('ForgetMemoriesInput', {
   description:
-    'What to forget: one layer, one persona instance, or (neither) every memory of the user.',
+    'What to forget: one layer, one persona instance, or every memory of the user (`everything: true`, and nothing else).',
   fields: (t) => ({
     layer: t.field({ type: MemoryLayer }),
     instanceId: t.id({ description: "One persona instance's relationship memories." }),
     userId: t.id({ description: 'Whose memories (admin only for another user).' }),
+    everything: t.boolean({
+      description:
+        'Required, true, to forget every memory (neither layer nor instanceId): an omitted instanceId never erases everything.',
+    }),
   }),
 });
 
@@ -142,6 +146,7 @@ builder.mutationFields((t) => ({
             ? parseGlobalId(String(input.instanceId), 'PersonaInstance', 'instanceId')
             : null,
         userId: input.userId != null ? parseUserId(String(input.userId), 'userId') : null,
+        everything: input.everything,
       }),
     }),
   }),
