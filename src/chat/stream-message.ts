@@ -54,7 +54,7 @@ export function streamMessage(s: Services, input: SendMessageInput): AsyncGenera
   async function* events(): AsyncGenerator<TurnEvent> {
     // Started on the first read, not at subscribe: yoga may still refuse the request (e.g. no
     // `Accept: text/event-stream`) without ever reading, and then no turn must have run.
-    start();
+    void start();
     try {
       for (;;) {
         if (pending) {
