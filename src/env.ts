@@ -121,7 +121,9 @@ export const envSchema = z.object({
     .int()
     .min(100)
     .default(30000)
-    .describe('Per-request timeout.'),
+    .describe(
+      'Per-request timeout; for a streamed reply the longest silence between chunks, and 4× this for the whole stream.',
+    ),
   OPENROUTER_MAX_RETRIES: z.coerce
     .number()
     .int()
@@ -307,9 +309,9 @@ export const envSchema = z.object({
     .int()
     .min(100)
     .max(100000)
-    .default(2000)
+    .default(5000)
     .describe(
-      'Rows one operation may ask for across all its lists (the sum of `first` over every page, nested pages included); over it: BAD_USER_INPUT.',
+      'Rows one operation may ask for across its memory, message and history pages (the sum of `first` over every page, nested pages multiplied out); over it: BAD_USER_INPUT.',
     ),
   GRAPHQL_MAX_DIRECTIVES: z.coerce
     .number()

@@ -83,12 +83,20 @@ async function main(): Promise<void> {
       logger.error('shutdown deadline passed; exiting');
       process.exit(1);
     }, env.SHUTDOWN_TIMEOUT_MS + 2000).unref();
-    // Stop accepting; in-flight requests (turns) finish before close() resolves.
+    const until = Date.now() + env.SHUTDOWN_TIMEOUT_MS;
+    // Stop accepting; in-flight requests (turns) finish before close() resolves. A keep-alive
+    // connection becomes idle only after its last answer, so idle ones are closed as they
+    // appear, and whatever is still open at the deadline is cut.
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    const sweep = setInterval(() => server.closeIdleConnections(), 200);
     server.closeIdleConnections();
-    // Once the server is closed no turn can be admitted; then wait for the detached ones.
+    const cut = setTimeout(() => server.closeAllConnections(), env.SHUTDOWN_TIMEOUT_MS);
+    // Once the server is closed no turn can be admitted; then wait for the detached ones,
+    // within the same deadline.
     const turnsDone = closed.then(async () => {
-      if (!(await services.limits.whenIdle(env.SHUTDOWN_TIMEOUT_MS))) {
+      clearInterval(sweep);
+      clearTimeout(cut);
+      if (!(await services.limits.whenIdle(Math.max(0, until - Date.now())))) {
         logger.warn('streamed turns still running at the shutdown deadline');
       }
     });

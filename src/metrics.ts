@@ -75,10 +75,6 @@ export class Metrics {
     }
   }
 
-  /**
-   * Exposes an extractor's running totals (model output that had to be retried, skipped or
-   * discarded) as counters, read at scrape time.
-   */
   /** How much state the per-user limits hold: proof they stay bounded. */
   registerLimitGauges(read: () => { trackedUsers: number; usersWithTurnsInFlight: number }) {
     new Gauge({
@@ -99,6 +95,10 @@ export class Metrics {
     });
   }
 
+  /**
+   * Exposes an extractor's running totals (model output that had to be retried, skipped or
+   * discarded) as counters, read at scrape time.
+   */
   registerExtractionStats(stats: object) {
     const seen: Record<string, number> = {};
     new Counter({
@@ -130,21 +130,39 @@ export class Metrics {
   ) {
     type Depth = Awaited<ReturnType<typeof read>>;
     let last: Depth = { pending: 0, running: 0, dead: 0, oldestPendingSeconds: 0 };
+    let lastReadAt = 0;
     let cache: { at: number; value: Promise<Depth> } | null = null;
-    // A scrape while the database is away reports the last values instead of failing /metrics.
+    // A scrape while the database is away (or slow) answers within 2 s with the last values;
+    // companion_jobs_read_timestamp_seconds tells how old they are (0: never read).
     const current = () => {
       if (!cache || Date.now() - cache.at > 5000) {
-        const value = read().then(
-          (depth) => {
-            last = depth;
-            return depth;
-          },
-          () => last,
-        );
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('queue read timed out')), 2000);
+        });
+        const value = Promise.race([read(), late])
+          .then(
+            (depth) => {
+              last = depth;
+              lastReadAt = Date.now();
+              return depth;
+            },
+            () => last,
+          )
+          .finally(() => clearTimeout(timer));
         cache = { at: Date.now(), value };
       }
       return cache.value;
     };
+    new Gauge({
+      name: 'companion_jobs_read_timestamp_seconds',
+      help: 'When the job gauges were last read from the database (0: never).',
+      registers: [this.registry],
+      async collect() {
+        await current();
+        this.set(lastReadAt / 1000);
+      },
+    });
     const gauge = (
       name: string,
       help: string,

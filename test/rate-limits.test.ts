@@ -38,6 +38,9 @@ function gatedModel() {
       for (const resolve of waiters) resolve();
       waiters = [];
     },
+    close() {
+      closed = true;
+    },
   };
 }
 
@@ -58,7 +61,7 @@ describe('per-user chat limits (GraphQL)', () => {
   });
   afterAll(() => t.close());
 
-  const turn = (token: string, sessionId: string, clientMessageId = randomUUID()) =>
+  const turn = (token: string, sessionId: string, clientMessageId: string = randomUUID()) =>
     t.gql(SEND_MESSAGE, { sessionId, content: 'hello there', clientMessageId }, token);
 
   it('caps concurrent turns per user, and admits the next one once the first ended', async () => {
@@ -78,6 +81,24 @@ describe('per-user chat limits (GraphQL)', () => {
     dataOf(await first);
     // The slot is free again.
     dataOf(await turn(user.token, sessionId));
+  });
+
+  it('a re-send of the running turn waits for it without needing a slot of its own', async () => {
+    gated.close();
+    const user = await t.newUser();
+    const { mira } = await personaIds(t, user.token);
+    const { sessionId } = await startChat(t, user.token, mira as string);
+    const waitingBefore = gated.waiting;
+    const first = turn(user.token, sessionId, 'same-id');
+    await expect.poll(() => gated.waiting, { timeout: 15_000 }).toBe(waitingBefore + 1);
+    const resent = turn(user.token, sessionId, 'same-id');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    gated.open();
+    const [a, b] = await Promise.all([first, resent]);
+    const replyOf = (r: typeof a) => dataOf(r) as { sendMessage: { reply: { id: string } } };
+    expect(replyOf(b).sendMessage.reply.id).toBe(replyOf(a).sendMessage.reply.id);
+    // The model was asked once.
+    expect(gated.waiting).toBe(waitingBefore + 1);
   });
 
   it('limits turns per minute per user, with a retry hint, and leaves other users alone', async () => {

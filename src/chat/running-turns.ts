@@ -21,6 +21,25 @@ export class RunningTurns {
     }
   }
 
+  /**
+   * Waits until no turn with this key runs. False if one still runs after `timeoutMs`: the
+   * caller answers "retry" instead of holding its request open for ever.
+   */
+  async settled(key: string, timeoutMs: number): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    for (let running = this.#running.get(key); running; running = this.#running.get(key)) {
+      const left = until - Date.now();
+      if (left <= 0) return false;
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, left);
+      });
+      await Promise.race([running.catch(() => {}), late]);
+      clearTimeout(timer);
+    }
+    return true;
+  }
+
   get size(): number {
     return this.#running.size;
   }

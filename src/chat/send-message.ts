@@ -33,6 +33,9 @@ export interface Turn {
 
 const CLIENT_ID = /^[\w.:-]{1,128}$/;
 
+/** How long a re-send waits for the same turn still running here before it is told to retry. */
+const JOIN_TIMEOUT_MS = 30_000;
+
 function isUniqueViolation(err: unknown): boolean {
   return err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002';
 }
@@ -59,9 +62,18 @@ export async function sendMessage(
       field: 'clientMessageId',
     });
   }
+  const key = `${input.userId}:${input.clientMessageId}`;
+  // A re-send of a turn still running in this process waits for it, without taking a slot of
+  // its own (the running turn holds one), then replays it below.
+  if (!(await s.runningTurns.settled(key, JOIN_TIMEOUT_MS))) {
+    throw new AppError(
+      'SERVICE_UNAVAILABLE',
+      'This message is still being answered. Retry with the same clientMessageId.',
+      { retryable: true },
+    );
+  }
   const release = s.limits.admitTurn(input.userId);
   try {
-    const key = `${input.userId}:${input.clientMessageId}`;
     return await s.runningTurns.exclusive(key, () => runTurn(s, input, content, options));
   } finally {
     release();

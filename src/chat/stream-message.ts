@@ -15,9 +15,16 @@ export type TurnEvent = { kind: 'delta'; text: string } | { kind: 'done'; turn: 
  * same clientMessageId returns it. Deltas a slow consumer has not taken yet are merged into one,
  * so the buffer never holds more than the reply itself.
  */
-export function streamMessage(s: Services, input: SendMessageInput): AsyncGenerator<TurnEvent> {
+export function streamMessage(
+  s: Services,
+  input: SendMessageInput,
+  options: { requestId?: string } = {},
+): AsyncIterableIterator<TurnEvent> {
+  const log = s.logger.child({ requestId: options.requestId, userId: input.userId });
   let pending = '';
   let streamed = false;
+  let started = false;
+  let finished = false;
   let outcome: { turn: Turn } | { error: unknown } | null = null;
   let detached = false;
   let wake: (() => void) | null = null;
@@ -42,43 +49,66 @@ export function streamMessage(s: Services, input: SendMessageInput): AsyncGenera
         outcome = { error };
         // Subscriptions bypass the per-operation log, so failures are logged here: unexpected
         // ones always, expected ones (AppError) when nobody is left to receive them.
-        if (!(error instanceof AppError)) {
-          s.logger.error({ err: error, userId: input.userId }, 'streamed turn failed');
-        } else if (detached) {
-          s.logger.warn({ err: error }, 'streamed turn failed after its client left');
-        }
+        if (!(error instanceof AppError)) log.error({ err: error }, 'streamed turn failed');
+        else if (detached) log.warn({ err: error }, 'streamed turn failed after its client left');
         notify();
       },
     );
 
-  async function* events(): AsyncGenerator<TurnEvent> {
+  const done = (): IteratorResult<TurnEvent> => ({ done: true, value: undefined });
+
+  /** The next event; waits while the model has produced nothing new. */
+  async function next(): Promise<IteratorResult<TurnEvent>> {
     // Started on the first read, not at subscribe: yoga may still refuse the request (e.g. no
     // `Accept: text/event-stream`) without ever reading, and then no turn must have run.
-    void start();
-    try {
-      for (;;) {
-        if (pending) {
-          const text = pending;
-          pending = '';
-          streamed = true;
-          yield { kind: 'delta', text };
-          continue;
-        }
-        if (outcome) {
-          if ('error' in outcome) throw outcome.error;
-          // A replayed turn produced no deltas: send its text as one, so deltas always add up.
-          if (!streamed) yield { kind: 'delta', text: outcome.turn.reply.content };
-          yield { kind: 'done', turn: outcome.turn };
-          return;
-        }
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
+    if (!started) {
+      started = true;
+      void start();
+    }
+    for (;;) {
+      if (detached || finished) return done();
+      if (pending) {
+        const text = pending;
+        pending = '';
+        streamed = true;
+        return { done: false, value: { kind: 'delta', text } };
       }
-    } finally {
-      detached = true;
-      pending = '';
+      if (outcome) {
+        if ('error' in outcome) {
+          finished = true;
+          throw outcome.error;
+        }
+        // A replayed turn produced no deltas: send its text as one, so deltas always add up.
+        if (!streamed) {
+          streamed = true;
+          return { done: false, value: { kind: 'delta', text: outcome.turn.reply.content } };
+        }
+        finished = true;
+        return { done: false, value: { kind: 'done', turn: outcome.turn } };
+      }
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
     }
   }
-  return events();
+
+  /** The client went away (or yoga closed the stream): stop buffering, the turn goes on. */
+  async function stop(): Promise<IteratorResult<TurnEvent>> {
+    detached = true;
+    pending = '';
+    notify();
+    return done();
+  }
+
+  return {
+    next,
+    return: stop,
+    throw: async (err) => {
+      await stop();
+      throw err;
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
 }

@@ -171,7 +171,7 @@ export async function deleteMemory(prisma: PrismaClient, actor: Actor, id: strin
 export interface ForgetRequest {
   /** Whose memories (admins only for someone else); the caller's by default. */
   userId?: string | null;
-  /** One layer; with neither layer nor instanceId: everything (the GDPR erasure). */
+  /** One layer (neither layer nor instanceId: everything, see `everything`). */
   layer?: MemoryLayer | null;
   /** One persona instance's relationship memories. */
   instanceId?: string | null;
@@ -202,7 +202,7 @@ async function forgetScope(
       { field: 'everything' },
     );
   }
-  if (r.instanceId) {
+  if (r.instanceId != null) {
     if (r.layer === 'PROFILE') {
       throw badInput('A persona instance holds relationship memories only.', { field: 'layer' });
     }

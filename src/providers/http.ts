@@ -175,8 +175,18 @@ async function attemptOnce(o: PostJsonOptions, payload: string): Promise<Outcome
 async function streamOnce<T>(o: PostStreamOptions<T>, payload: string): Promise<Outcome<T>> {
   const idle = new AbortController();
   const timer = setTimeout(() => idle.abort(), o.timeoutMs);
-  const signal = o.signal ? AbortSignal.any([idle.signal, o.signal]) : idle.signal;
-  const timedOut = () => (idle.signal.aborted ? `no data for ${o.timeoutMs} ms` : null);
+  // Keep-alive comments reset the idle timer, so a stalled model could hold a turn for ever:
+  // a whole stream gets at most STREAM_DEADLINE_FACTOR idle timeouts.
+  const whole = new AbortController();
+  const deadline = setTimeout(() => whole.abort(), o.timeoutMs * STREAM_DEADLINE_FACTOR);
+  const signals = [idle.signal, whole.signal, ...(o.signal ? [o.signal] : [])];
+  const signal = AbortSignal.any(signals);
+  const timedOut = () =>
+    idle.signal.aborted
+      ? `no data for ${o.timeoutMs} ms`
+      : whole.signal.aborted
+        ? `stream longer than ${o.timeoutMs * STREAM_DEADLINE_FACTOR} ms`
+        : null;
   let committed = false;
   try {
     let response: Response;
@@ -214,8 +224,12 @@ async function streamOnce<T>(o: PostStreamOptions<T>, payload: string): Promise<
     }
   } finally {
     clearTimeout(timer);
+    clearTimeout(deadline);
   }
 }
+
+/** A streamed answer may last this many idle timeouts in total (OPENROUTER_TIMEOUT_MS). */
+const STREAM_DEADLINE_FACTOR = 4;
 
 /** Tells a failed body read apart from errors the `read` callback raises itself. */
 class BodyReadError extends Error {}

@@ -108,12 +108,16 @@ builder.subscriptionFields((t) => ({
       'clientMessageId returns it.',
     args: { input: t.arg({ type: SendMessageInput, required: true }) },
     subscribe: (_root, { input }, ctx) =>
-      streamMessage(ctx.services, {
-        userId: viewerOf(ctx).id,
-        sessionId: parseGlobalId(String(input.sessionId), 'ChatSession', 'sessionId'),
-        content: input.content,
-        clientMessageId: input.clientMessageId,
-      }),
+      streamMessage(
+        ctx.services,
+        {
+          userId: viewerOf(ctx).id,
+          sessionId: parseGlobalId(String(input.sessionId), 'ChatSession', 'sessionId'),
+          content: input.content,
+          clientMessageId: input.clientMessageId,
+        },
+        { requestId: ctx.requestId },
+      ),
     resolve: (event: TurnEvent) => event,
   }),
 }));

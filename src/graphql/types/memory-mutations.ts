@@ -128,7 +128,7 @@ builder.mutationFields((t) => ({
     type: ForgetMemoriesPayload,
     description:
       'Delete every memory in a scope and erase their text from history (the history keeps ' +
-      'only that changes happened). With no layer and no instance: everything of the user.',
+      'only that changes happened). With `everything: true` (and no layer, no instance): every memory of the user.',
     args: { input: t.arg({ type: ForgetMemoriesInput, required: true }) },
     authScopes: async (_root, { input }, ctx) =>
       input.instanceId != null
