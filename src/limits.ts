@@ -133,6 +133,27 @@ export class UserLimits {
    * turn has ended (persisted or failed), not when its client went away.
    */
   admitTurn(userId: string): () => void {
+    const release = this.acquireTurnSlot(userId);
+    try {
+      this.chargeTurn(userId);
+    } catch (err) {
+      release();
+      throw err;
+    }
+    return release;
+  }
+
+  /** The per-minute part of admitTurn alone (a re-send waiting for its running turn). */
+  chargeTurn(userId: string): void {
+    const wait = this.#turns.take(userId);
+    if (wait > 0) {
+      this.#onLimited('turns');
+      throw rateLimited('Too many messages.', wait);
+    }
+  }
+
+  /** The concurrency part of admitTurn alone; release when the turn has ended. */
+  acquireTurnSlot(userId: string): () => void {
     const release = this.#inFlight.tryAcquire(userId);
     if (!release) {
       this.#onLimited('concurrent_turns');
@@ -140,12 +161,6 @@ export class UserLimits {
         `At most ${this.#inFlight.max} messages of one user are answered at a time.`,
         1000,
       );
-    }
-    const wait = this.#turns.take(userId);
-    if (wait > 0) {
-      release();
-      this.#onLimited('turns');
-      throw rateLimited('Too many messages.', wait);
     }
     return release;
   }

@@ -40,6 +40,10 @@ export class RunningTurns {
     return true;
   }
 
+  has(key: string): boolean {
+    return this.#running.has(key);
+  }
+
   get size(): number {
     return this.#running.size;
   }

@@ -63,16 +63,22 @@ export async function sendMessage(
     });
   }
   const key = `${input.userId}:${input.clientMessageId}`;
-  // A re-send of a turn still running in this process waits for it, without taking a slot of
-  // its own (the running turn holds one), then replays it below.
-  if (!(await s.runningTurns.settled(key, JOIN_TIMEOUT_MS))) {
-    throw new AppError(
-      'SERVICE_UNAVAILABLE',
-      'This message is still being answered. Retry with the same clientMessageId.',
-      { retryable: true },
-    );
+  let release: () => void;
+  if (s.runningTurns.has(key)) {
+    // A re-send of a turn still running in this process: it costs a rate token, but holds no
+    // slot while it waits (the running turn holds one); then it replays that turn below.
+    s.limits.chargeTurn(input.userId);
+    if (!(await s.runningTurns.settled(key, JOIN_TIMEOUT_MS))) {
+      throw new AppError(
+        'SERVICE_UNAVAILABLE',
+        'This message is still being answered. Retry with the same clientMessageId.',
+        { retryable: true },
+      );
+    }
+    release = s.limits.acquireTurnSlot(input.userId);
+  } else {
+    release = s.limits.admitTurn(input.userId);
   }
-  const release = s.limits.admitTurn(input.userId);
   try {
     return await s.runningTurns.exclusive(key, () => runTurn(s, input, content, options));
   } finally {
