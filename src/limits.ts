@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { AppError } from './errors.js';
+import { orAfter } from './timeout.js';
 
 export interface UserLimitsConfig {
   /** Memory searches and edits (each embeds text: a paid call with Voyage) per user per minute. */
@@ -84,16 +85,8 @@ export class ConcurrencyGate {
   /** Resolves true once nothing runs, or false after `timeoutMs`. */
   async whenIdle(timeoutMs: number): Promise<boolean> {
     if (this.#total === 0) return true;
-    let timer: NodeJS.Timeout | undefined;
     const idle = new Promise<boolean>((resolve) => this.#idle.push(() => resolve(true)));
-    const late = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), timeoutMs);
-    });
-    try {
-      return await Promise.race([idle, late]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return orAfter(idle, timeoutMs, false);
   }
 
   get size(): number {

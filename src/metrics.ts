@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { orAfter } from './timeout.js';
 
 /**
  * Prometheus metrics of one server instance (own registry, so tests can build many apps).
@@ -136,20 +137,13 @@ export class Metrics {
     // companion_jobs_read_timestamp_seconds tells how old they are (0: never read).
     const current = () => {
       if (!cache || Date.now() - cache.at > 5000) {
-        let timer: NodeJS.Timeout | undefined;
-        const late = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error('queue read timed out')), 2000);
+        const fresh = read().catch(() => null);
+        const value = orAfter(fresh, 2000, null).then((depth) => {
+          if (!depth) return last;
+          last = depth;
+          lastReadAt = Date.now();
+          return depth;
         });
-        const value = Promise.race([read(), late])
-          .then(
-            (depth) => {
-              last = depth;
-              lastReadAt = Date.now();
-              return depth;
-            },
-            () => last,
-          )
-          .finally(() => clearTimeout(timer));
         cache = { at: Date.now(), value };
       }
       return cache.value;

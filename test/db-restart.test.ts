@@ -9,6 +9,7 @@ import { createTestContext, type GraphQLResponse, type TestContext } from './hel
 import { personaIds, startChat } from './helpers/chat.js';
 import { tier } from './helpers/database.js';
 import { PERSONAS, SEND_MESSAGE, type SendMessageData } from './helpers/operations.js';
+import { within } from './helpers/wait.js';
 
 /*
  * The database restarts under load (real Postgres tier only; PGlite lives inside this process
@@ -411,18 +412,6 @@ function tallyBy<T>(items: T[], key: (item: T) => string): Record<string, number
   const n: Record<string, number> = {};
   for (const item of items) n[key(item)] = (n[key(item)] ?? 0) + 1;
   return n;
-}
-
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Polls `done` (errors count as "not yet") until it holds; fails after `ms`. */

@@ -16,6 +16,7 @@ import { fakeEmbedding, startVoyageFake, type VoyageFake } from './fakes/voyage-
 import { createTestContext, dataOf, type TestContext } from './helpers/app.js';
 import { personaIds, send, startChat } from './helpers/chat.js';
 import { type MemoryPage, PROFILE_MEMORIES, RELATIONSHIP_MEMORIES } from './helpers/operations.js';
+import { fakeProviderEnv } from './helpers/providers.js';
 
 /**
  * Issue 3: memories are written once. Exact and near duplicates are dropped per user and layer,
@@ -79,13 +80,8 @@ beforeAll(async () => {
   openrouter = await startOpenRouterFake({ responder: respond });
   t = await createTestContext({
     env: {
-      EMBEDDINGS_PROVIDER: 'voyage',
-      VOYAGE_BASE_URL: voyage.url,
-      VOYAGE_API_KEY: voyage.apiKey,
+      ...fakeProviderEnv({ voyage, openrouter }),
       VOYAGE_TIMEOUT_MS: '5000',
-      LLM_PROVIDER: 'openrouter',
-      OPENROUTER_BASE_URL: openrouter.url,
-      OPENROUTER_API_KEY: openrouter.apiKey,
       OPENROUTER_TIMEOUT_MS: '5000',
     },
   });

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startVoyageFake, type VoyageFake, type VoyageFault } from './fakes/voyage-fake.js';
 import { createTestContext, type TestContext } from './helpers/app.js';
 import { personaIds, send, startChat } from './helpers/chat.js';
+import { fakeProviderEnv } from './helpers/providers.js';
 
 /**
  * Embeddings down (the hardening issue): with every Voyage call failing, each chat turn still
@@ -28,9 +29,7 @@ beforeAll(async () => {
   voyage = await startVoyageFake();
   t = await createTestContext({
     env: {
-      EMBEDDINGS_PROVIDER: 'voyage',
-      VOYAGE_BASE_URL: voyage.url,
-      VOYAGE_API_KEY: voyage.apiKey,
+      ...fakeProviderEnv({ voyage }),
       // Short enough for the hang case, long enough for a loaded CI machine.
       VOYAGE_TIMEOUT_MS: '750',
       VOYAGE_MAX_RETRIES: '1',

@@ -17,6 +17,7 @@ import {
 import { codesOf, createTestContext, dataOf, type TestContext } from './helpers/app.js';
 import { personaIds, startChat } from './helpers/chat.js';
 import { SEND_MESSAGE, type SendMessageData } from './helpers/operations.js';
+import { fakeProviderEnv } from './helpers/providers.js';
 
 /**
  * Issue 3: with both providers failing 30% of calls in every way they fail in production, a
@@ -150,15 +151,10 @@ beforeAll(async () => {
   openrouter = await startOpenRouterFake({ responder: respond });
   t = await createTestContext({
     env: {
-      EMBEDDINGS_PROVIDER: 'voyage',
-      VOYAGE_BASE_URL: voyage.url,
-      VOYAGE_API_KEY: voyage.apiKey,
+      ...fakeProviderEnv({ voyage, openrouter }),
       // Short timeouts: a hung request costs this much, and 200 turns meet dozens of them.
       VOYAGE_TIMEOUT_MS: '250',
       VOYAGE_MAX_RETRIES: '1',
-      LLM_PROVIDER: 'openrouter',
-      OPENROUTER_BASE_URL: openrouter.url,
-      OPENROUTER_API_KEY: openrouter.apiKey,
       OPENROUTER_CHAT_MODEL: 'test/chat',
       OPENROUTER_EXTRACTION_MODEL: 'test/extract',
       // No fallback model: a 404 "no endpoints" or an empty answer then fails the call, so

@@ -3,6 +3,7 @@ import { type OpenRouterFake, startOpenRouterFake } from './fakes/openrouter-fak
 import { codesOf, createTestContext, dataOf, type TestContext } from './helpers/app.js';
 import { personaIds, startChat } from './helpers/chat.js';
 import { SEND_MESSAGE, type SendMessageData } from './helpers/operations.js';
+import { fakeProviderEnv } from './helpers/providers.js';
 
 /**
  * The chat model down or hanging: the turn answers a clear, retryable error in bounded time,
@@ -16,9 +17,7 @@ beforeAll(async () => {
   openrouter = await startOpenRouterFake({ responder: () => 'I am back.' });
   t = await createTestContext({
     env: {
-      LLM_PROVIDER: 'openrouter',
-      OPENROUTER_BASE_URL: openrouter.url,
-      OPENROUTER_API_KEY: openrouter.apiKey,
+      ...fakeProviderEnv({ openrouter }),
       OPENROUTER_TIMEOUT_MS: String(TIMEOUT_MS),
       OPENROUTER_MAX_RETRIES: '1',
     },

@@ -12,6 +12,7 @@ import { startVoyageFake, type VoyageFake } from './fakes/voyage-fake.js';
 import { TEST_JWT_SECRET } from './helpers/app.js';
 import { openTestDatabase, type TestDatabase, tier } from './helpers/database.js';
 import { SEND_MESSAGE } from './helpers/operations.js';
+import { fakeProviderEnv } from './helpers/providers.js';
 
 /**
  * The real server process (src/index.ts): boot, serve, and drain on SIGTERM — in-flight turns
@@ -71,12 +72,7 @@ describe('the server process', () => {
         LOG_LEVEL: 'warn',
         JWT_SECRET: TEST_JWT_SECRET,
         ...(database?.url ? { DATABASE_URL: database.url } : { DATA_DIR: dataDir }),
-        EMBEDDINGS_PROVIDER: 'voyage',
-        VOYAGE_API_KEY: voyage.apiKey,
-        VOYAGE_BASE_URL: voyage.url,
-        LLM_PROVIDER: 'openrouter',
-        OPENROUTER_API_KEY: openrouter.apiKey,
-        OPENROUTER_BASE_URL: openrouter.url,
+        ...fakeProviderEnv({ voyage, openrouter }),
         SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
         CHAT_MAX_CONCURRENT_TURNS: '10',
       },

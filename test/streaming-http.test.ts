@@ -12,6 +12,7 @@ import {
 import { startVoyageFake, type VoyageFake } from './fakes/voyage-fake.js';
 import { createTestContext, type TestContext } from './helpers/app.js';
 import { personaIds, startChat } from './helpers/chat.js';
+import { fakeProviderEnv } from './helpers/providers.js';
 
 /**
  * The streamed turn end to end over real sockets: OpenRouter's SSE (from the fake) in, the
@@ -48,12 +49,7 @@ beforeAll(async () => {
   openrouter = await startOpenRouterFake({ responder: respond });
   t = await createTestContext({
     env: {
-      EMBEDDINGS_PROVIDER: 'voyage',
-      VOYAGE_BASE_URL: voyage.url,
-      VOYAGE_API_KEY: voyage.apiKey,
-      LLM_PROVIDER: 'openrouter',
-      OPENROUTER_BASE_URL: openrouter.url,
-      OPENROUTER_API_KEY: openrouter.apiKey,
+      ...fakeProviderEnv({ voyage, openrouter }),
       OPENROUTER_TIMEOUT_MS: '5000',
     },
   });

@@ -14,6 +14,8 @@ import { startVoyageFake } from './fakes/voyage-fake.js';
 import { createTestContext, type TestContext } from './helpers/app.js';
 import { personaIds, send, startChat } from './helpers/chat.js';
 import { tier } from './helpers/database.js';
+import { fakeProviderEnv } from './helpers/providers.js';
+import { within } from './helpers/wait.js';
 
 /*
  * The job queue with real worker processes (`npm run worker`) on real Postgres: a worker
@@ -91,14 +93,9 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
     cleanups.push(() => openrouter.close());
     // No retries: a second request for one turn must mean the job ran twice, not a retry.
     providerEnv = {
-      EMBEDDINGS_PROVIDER: 'voyage',
-      VOYAGE_BASE_URL: voyage.url,
-      VOYAGE_API_KEY: voyage.apiKey,
+      ...fakeProviderEnv({ voyage, openrouter }),
       VOYAGE_TIMEOUT_MS: '5000',
       VOYAGE_MAX_RETRIES: '0',
-      LLM_PROVIDER: 'openrouter',
-      OPENROUTER_BASE_URL: openrouter.url,
-      OPENROUTER_API_KEY: openrouter.apiKey,
       OPENROUTER_TIMEOUT_MS: '5000',
       OPENROUTER_MAX_RETRIES: '0',
     };
@@ -471,18 +468,6 @@ function startedWorkerId(line: string): string | null {
     return entry.msg === 'worker started' && typeof entry.worker === 'string' ? entry.worker : null;
   } catch {
     return null;
-  }
-}
-
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

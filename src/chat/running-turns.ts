@@ -1,3 +1,5 @@
+import { orAfter } from '../timeout.js';
+
 /**
  * Turns running in this process, by user and clientMessageId. A second request for a turn
  * that is still running (a client that disconnected from a stream and re-sent, or retried
@@ -30,12 +32,11 @@ export class RunningTurns {
     for (let running = this.#running.get(key); running; running = this.#running.get(key)) {
       const left = until - Date.now();
       if (left <= 0) return false;
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, left);
-      });
-      await Promise.race([running.catch(() => {}), late]);
-      clearTimeout(timer);
+      await orAfter(
+        running.catch(() => {}),
+        left,
+        undefined,
+      );
     }
     return true;
   }

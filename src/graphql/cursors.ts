@@ -39,3 +39,20 @@ export function parseOffsetCursor(cursor: string): number {
   if (!match?.[1]) throw badInput('Invalid cursor.', { field: 'after' });
   return Number(match[1]);
 }
+
+/** A Relay connection of one forward page: `after` given means a page came before it. */
+export function connectionOf<E extends { cursor: string }>(
+  edges: E[],
+  hasNextPage: boolean,
+  after: string | null | undefined,
+) {
+  return {
+    edges,
+    pageInfo: {
+      hasNextPage,
+      hasPreviousPage: Boolean(after),
+      startCursor: edges[0]?.cursor ?? null,
+      endCursor: edges.at(-1)?.cursor ?? null,
+    },
+  };
+}

@@ -1,8 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OpenRouterChatModel, type OpenRouterOptions } from '../../src/providers/llm/openrouter.js';
 import { sseData } from '../../src/providers/llm/sse.js';
-import { type ChatRequest, LlmError } from '../../src/providers/llm/types.js';
+import { LlmError } from '../../src/providers/llm/types.js';
 import { type OpenRouterFake, startOpenRouterFake } from '../fakes/openrouter-fake.js';
+import { chatRequest, openRouterOptions } from './openrouter-client.js';
 
 let fake: OpenRouterFake;
 beforeEach(async () => {
@@ -13,33 +14,9 @@ afterEach(async () => {
 });
 
 const model = (overrides: Partial<OpenRouterOptions> = {}) =>
-  new OpenRouterChatModel({
-    apiKey: fake.apiKey,
-    baseUrl: fake.url,
-    model: 'primary/model',
-    fallbackModels: ['backup/model'],
-    timeoutMs: 200,
-    maxRetries: 2,
-    retry: { baseMs: 1, capMs: 5 },
-    ...overrides,
-  });
+  new OpenRouterChatModel(openRouterOptions(fake, overrides));
 
-function request(content = 'Hi there', signal?: AbortSignal): ChatRequest {
-  return {
-    messages: [
-      { role: 'system', content: 'You are Ada.' },
-      { role: 'user', content },
-    ],
-    context: {
-      personaName: 'Ada',
-      personaTraits: {},
-      userMessage: content,
-      profile: [],
-      relationship: [],
-    },
-    signal,
-  };
-}
+const request = chatRequest;
 
 /** Streams a reply, keeping the deltas and the outcome (completion or LlmError). */
 async function stream(llm: OpenRouterChatModel, req = request()) {

@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OpenRouterChatModel, type OpenRouterOptions } from '../../src/providers/llm/openrouter.js';
-import { type ChatRequest, LlmError } from '../../src/providers/llm/types.js';
+import { LlmError } from '../../src/providers/llm/types.js';
 import { type OpenRouterFake, startOpenRouterFake } from '../fakes/openrouter-fake.js';
+import { chatRequest, openRouterOptions } from './openrouter-client.js';
 
 let fake: OpenRouterFake;
 beforeEach(async () => {
@@ -11,38 +12,12 @@ afterEach(async () => {
   await fake.close();
 });
 
-function options(overrides: Partial<OpenRouterOptions> = {}): OpenRouterOptions {
-  return {
-    apiKey: fake.apiKey,
-    baseUrl: fake.url,
-    model: 'primary/model',
-    fallbackModels: ['backup/model'],
-    timeoutMs: 200,
-    maxRetries: 2,
-    retry: { baseMs: 1, capMs: 5 },
-    ...overrides,
-  };
-}
+const options = (overrides: Partial<OpenRouterOptions> = {}) => openRouterOptions(fake, overrides);
 
 const model = (overrides: Partial<OpenRouterOptions> = {}) =>
   new OpenRouterChatModel(options(overrides));
 
-function request(content = 'Hi there', signal?: AbortSignal): ChatRequest {
-  return {
-    messages: [
-      { role: 'system', content: 'You are Ada.' },
-      { role: 'user', content },
-    ],
-    context: {
-      personaName: 'Ada',
-      personaTraits: {},
-      userMessage: content,
-      profile: [],
-      relationship: [],
-    },
-    signal,
-  };
-}
+const request = chatRequest;
 
 async function failure(promise: Promise<unknown>): Promise<LlmError> {
   const error = await promise.catch((err: unknown) => err);

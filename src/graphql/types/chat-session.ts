@@ -9,7 +9,7 @@ import { badInput } from '../../errors.js';
 import { ownerOrAdmin } from '../auth.js';
 import { builder } from '../builder.js';
 import type { Context } from '../context.js';
-import { keysetCursor, parseKeysetCursor } from '../cursors.js';
+import { connectionOf, keysetCursor, parseKeysetCursor } from '../cursors.js';
 import { Message } from './message.js';
 
 const MAX_MESSAGES_PAGE = 100;
@@ -61,15 +61,7 @@ export const ChatSession = builder.prismaNode('ChatSession', {
         ctx.listBudget.charge(request.first);
         const page = await messagePages(ctx).load(request);
         const edges = page.rows.map((node) => ({ node, cursor: keysetCursor(node) }));
-        return {
-          edges,
-          pageInfo: {
-            hasNextPage: page.hasNextPage,
-            hasPreviousPage: Boolean(args.after),
-            startCursor: edges[0]?.cursor ?? null,
-            endCursor: edges.at(-1)?.cursor ?? null,
-          },
-        };
+        return connectionOf(edges, page.hasNextPage, args.after);
       },
     }),
   }),

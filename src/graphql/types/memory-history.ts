@@ -3,7 +3,7 @@ import { historyPages } from '../../memory/manage.js';
 import { ownerOrAdmin } from '../auth.js';
 import { builder } from '../builder.js';
 import type { Context } from '../context.js';
-import { keysetCursor, parseKeysetCursor } from '../cursors.js';
+import { connectionOf, keysetCursor, parseKeysetCursor } from '../cursors.js';
 
 export const MAX_HISTORY_PAGE = 100;
 const DEFAULT_HISTORY_PAGE = 20;
@@ -61,14 +61,6 @@ export async function loadHistoryConnections(
   const pages = await historyPages(ctx.prisma, memoryIds, historyPageOf(args));
   return pages.map((page) => {
     const edges = page.rows.map((node) => ({ node, cursor: keysetCursor(node) }));
-    return {
-      edges,
-      pageInfo: {
-        hasNextPage: page.hasNextPage,
-        hasPreviousPage: Boolean(args.after),
-        startCursor: edges[0]?.cursor ?? null,
-        endCursor: edges.at(-1)?.cursor ?? null,
-      },
-    };
+    return connectionOf(edges, page.hasNextPage, args.after);
   });
 }

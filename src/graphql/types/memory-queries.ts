@@ -17,7 +17,13 @@ import {
 import { viewerOf } from '../auth.js';
 import { builder } from '../builder.js';
 import type { Context } from '../context.js';
-import { keysetCursor, offsetCursor, parseKeysetCursor, parseOffsetCursor } from '../cursors.js';
+import {
+  connectionOf,
+  keysetCursor,
+  offsetCursor,
+  parseKeysetCursor,
+  parseOffsetCursor,
+} from '../cursors.js';
 import { parseGlobalId, parseUserId } from '../ids.js';
 import { MemoryCategory, MemoryConnection, type MemoryEdgeShape } from './memory.js';
 
@@ -151,15 +157,7 @@ async function memoryPage(ctx: Context, scope: LayerScope, args: PageArgs) {
     edges = page.rows.map((node) => ({ node, score: null, cursor: keysetCursor(node) }));
     hasNextPage = page.hasNextPage;
   }
-  return {
-    edges,
-    pageInfo: {
-      hasNextPage,
-      hasPreviousPage: Boolean(args.after),
-      startCursor: edges[0]?.cursor ?? null,
-      endCursor: edges.at(-1)?.cursor ?? null,
-    },
-  };
+  return connectionOf(edges, hasNextPage, args.after);
 }
 
 builder.queryFields((t) => ({
