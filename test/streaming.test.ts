@@ -84,22 +84,32 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
+/** POSTs the subscription; `accept` decides whether yoga may answer with a stream. */
+function postStream(
+  app: TestContext['app'],
+  token: string | null,
+  variables: Record<string, unknown>,
+  options: { accept?: string; signal?: AbortSignal } = {},
+) {
+  return app.fetch('http://test/graphql', {
+    method: 'POST',
+    headers: {
+      accept: options.accept ?? 'text/event-stream',
+      'content-type': 'application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: JSON.stringify({ query: STREAM, variables }),
+    signal: options.signal,
+  });
+}
+
 /** Opens the subscription over SSE and returns the events as they come. */
 async function* subscribe(
   token: string | null,
   variables: Record<string, unknown>,
   signal?: AbortSignal,
 ): AsyncGenerator<StreamEvent> {
-  const res = await t.app.fetch('http://test/graphql', {
-    method: 'POST',
-    headers: {
-      accept: 'text/event-stream',
-      'content-type': 'application/json',
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    body: JSON.stringify({ query: STREAM, variables }),
-    signal,
-  });
+  const res = await postStream(t.app, token, variables, { signal });
   expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
   const reader = (res.body as ReadableStream<Uint8Array>).getReader();
   const decoder = new TextDecoder();
@@ -235,18 +245,8 @@ describe('sendMessageStream (GraphQL subscription over SSE)', () => {
   it('runs no turn when the client cannot take a stream (Accept: application/json → 406)', async () => {
     const user = await t.newUser();
     const { sessionId } = await chat(user.token);
-    const res = await t.app.fetch('http://test/graphql', {
-      method: 'POST',
-      headers: {
-        accept: 'application/json',
-        'content-type': 'application/json',
-        authorization: `Bearer ${user.token}`,
-      },
-      body: JSON.stringify({
-        query: STREAM,
-        variables: { sessionId, content: 'hi', clientMessageId: 'c-json' },
-      }),
-    });
+    const variables = { sessionId, content: 'hi', clientMessageId: 'c-json' };
+    const res = await postStream(t.app, user.token, variables, { accept: 'application/json' });
     expect(res.status).toBe(406);
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(await t.services.prisma.message.count({ where: { userId: user.id } })).toBe(0);
@@ -305,18 +305,8 @@ describe('sendMessageStream limits', () => {
         user.token,
       ),
     );
-    const res = await limited.app.fetch('http://test/graphql', {
-      method: 'POST',
-      headers: {
-        accept: 'text/event-stream',
-        'content-type': 'application/json',
-        authorization: `Bearer ${user.token}`,
-      },
-      body: JSON.stringify({
-        query: STREAM,
-        variables: { sessionId, content: 'two', clientMessageId: 'b' },
-      }),
-    });
+    const variables = { sessionId, content: 'two', clientMessageId: 'b' };
+    const res = await postStream(limited.app, user.token, variables);
     const body = await res.text();
     expect(body).toContain('RATE_LIMITED');
     expect(body).toContain('retryAfterSeconds');
