@@ -11,6 +11,7 @@ import { ListBudget } from './graphql/list-budget.js';
 import { useOperationLogging } from './graphql/logging.js';
 import { schema } from './graphql/schema.js';
 import { useStorableText } from './graphql/text-guard.js';
+import { useTransportRules } from './graphql/transport.js';
 import type { Services } from './services.js';
 
 export interface AppOptions {
@@ -19,11 +20,33 @@ export interface AppOptions {
   production: boolean;
   /** Operation limits (GRAPHQL_MAX_*); see graphqlLimitsFrom. */
   limits: GraphQLLimits;
+  /** GRAPHQL_INTROSPECTION; default: on except in production. */
+  introspection?: boolean;
+  /** CORS_ORIGINS: browser origins allowed; empty: any outside production, none in production. */
+  corsOrigins?: readonly string[];
 }
 
 export type App = YogaServerInstance<Record<string, unknown>, Context>;
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
+
+/**
+ * Bearer tokens are not cookies, so CORS only decides which web apps may read answers. Listed
+ * origins are reflected (with credentials); with no list, development reflects any origin (as
+ * yoga does) and production sends no CORS headers, so browsers refuse every cross-origin read.
+ */
+function corsPolicy(origins: readonly string[], production: boolean) {
+  if (origins.length > 0) {
+    const allowed = new Set(origins);
+    return (request: Request) => {
+      const origin = request.headers.get('origin');
+      return origin && allowed.has(origin)
+        ? { origin, credentials: true, methods: ['GET', 'POST'] }
+        : false;
+    };
+  }
+  return production ? false : undefined;
+}
 
 /** The GraphQL HTTP app. It never listens: src/index.ts owns the socket, tests call `fetch`. */
 export function createApp(options: AppOptions): App {
@@ -37,7 +60,8 @@ export function createApp(options: AppOptions): App {
       throw new AppError('UNAUTHENTICATED', 'Expected "Authorization: Bearer <token>".');
     }
     const viewer = await options.verifyToken(token);
-    await provision(viewer.id);
+    // A service caller is no user: nothing to provision.
+    if (!viewer.service) await provision(viewer.id);
     return viewer;
   }
 
@@ -46,11 +70,16 @@ export function createApp(options: AppOptions): App {
     graphqlEndpoint: '/graphql',
     landingPage: false,
     graphiql: options.production ? false : { title: 'Companion API' },
+    cors: corsPolicy(options.corsOrigins ?? [], options.production),
     // No uploads in this schema: don't parse multipart bodies at all.
     multipart: false,
     maskedErrors: { maskError: createErrorMasker() },
     logging: false,
     plugins: [
+      useTransportRules({
+        introspection: options.introspection ?? !options.production,
+        maxTokens: options.limits.maxTokens,
+      }),
       useGraphQLLimits(options.limits, options.production),
       useStorableText(),
       useOperationLogging(),
@@ -84,6 +113,10 @@ export function createApp(options: AppOptions): App {
       const incoming = request.headers.get('x-request-id');
       const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
       const viewer = await authenticate(request.headers.get('authorization'));
+      if (viewer?.service) {
+        // Every server-to-server call leaves a line with its key id (never the key).
+        services.logger.info({ requestId, serviceKeyId: viewer.service }, 'service call');
+      }
       const listBudget = new ListBudget(options.limits.maxListItems);
       return { viewer, requestId, services, prisma: services.prisma, listBudget };
     },

@@ -2,7 +2,7 @@ import { DEV_USER_ID, loadDevSecret } from './auth/dev.js';
 import { type AuthConfig, mintToken } from './auth/tokens.js';
 import { RunningTurns } from './chat/running-turns.js';
 import { type Database, openDatabase } from './db/client.js';
-import type { Env } from './env.js';
+import { type Env, parseServiceKeys } from './env.js';
 import type { GraphQLLimits } from './graphql/armor.js';
 import { queueDepth } from './jobs/queue.js';
 import { Worker } from './jobs/worker.js';
@@ -114,6 +114,9 @@ export async function resolveAuth(env: Env): Promise<{ config: AuthConfig; devTo
     audience: env.JWT_AUDIENCE,
     clockToleranceSeconds: env.JWT_CLOCK_TOLERANCE_S,
     adminUserIds: env.ADMIN_USER_IDS,
+    anonymousUsers: env.AUTH_ANONYMOUS_USERS,
+    serviceRole: env.AUTH_SERVICE_ROLE,
+    serviceKeys: parseServiceKeys(env.SERVICE_API_KEYS),
   };
   const secret = env.JWT_SECRET ?? env.SUPABASE_JWT_SECRET;
   if (secret || env.JWKS_URL) return { config: { ...base, secret, jwksUrl: env.JWKS_URL } };

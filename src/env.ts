@@ -324,6 +324,41 @@ export const envSchema = z.object({
     .min(16)
     .optional()
     .describe('If set, GET /metrics requires `Authorization: Bearer <token>`.'),
+  METRICS_PORT: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(65535)
+    .optional()
+    .describe(
+      'If set, /metrics is served only on this port (internal: fly.toml scrapes it, no public route) and not on PORT.',
+    ),
+  GRAPHQL_INTROSPECTION: bool
+    .optional()
+    .describe(
+      'Answer introspection queries. Default: on, except with NODE_ENV=production (schema.graphql is published anyway).',
+    ),
+  CORS_ORIGINS: csv
+    .default([])
+    .describe(
+      'Comma-separated browser origins allowed to call the API (e.g. `https://app.example.com`). Empty: any origin outside production, none in production.',
+    ),
+  AUTH_ANONYMOUS_USERS: z
+    .enum(['allow', 'refuse'])
+    .default('allow')
+    .describe(
+      'Supabase anonymous sign-ins (`is_anonymous: true` tokens): allow them as users, or refuse them (UNAUTHENTICATED).',
+    ),
+  AUTH_SERVICE_ROLE: bool
+    .default(false)
+    .describe(
+      'Accept Supabase `service_role` tokens (role claim, no `sub`) as server-to-server callers with admin scope.',
+    ),
+  SERVICE_API_KEYS: csv
+    .default([])
+    .describe(
+      'Server-to-server API keys as comma-separated `id:secret` pairs (secret >= 32 chars); a caller sends `Authorization: Bearer id:secret` and acts with admin scope.',
+    ),
   SHUTDOWN_TIMEOUT_MS: z.coerce
     .number()
     .int()
@@ -365,6 +400,14 @@ export function parseEnv(source: Record<string, string | undefined> = process.en
       'Invalid configuration:\n  JWT_SECRET: required when NODE_ENV=production (or JWKS_URL)',
     );
   }
+  // The embedded database is one process's private file store, with the offline model beside
+  // it: a production server on it looks healthy while it loses everything on redeploy.
+  if (env.NODE_ENV === 'production' && !env.DATABASE_URL) {
+    throw new Error(
+      'Invalid configuration:\n  DATABASE_URL: required when NODE_ENV=production (the embedded PGlite database is for development only)',
+    );
+  }
+  parseServiceKeys(env.SERVICE_API_KEYS);
   // A message of MAX_MESSAGE_CHARS characters (up to 4 UTF-8 bytes each, JSON-escaped at worst
   // 6 bytes) plus the operation must fit in one request body.
   if (env.MAX_BODY_BYTES < env.MAX_MESSAGE_CHARS * 6 + 4096) {
@@ -374,3 +417,39 @@ export function parseEnv(source: Record<string, string | undefined> = process.en
   }
   return env;
 }
+
+/** SERVICE_API_KEYS as a map from key id to secret; malformed entries refuse to start. */
+export function parseServiceKeys(entries: readonly string[]): Map<string, string> {
+  const keys = new Map<string, string>();
+  for (const entry of entries) {
+    const at = entry.indexOf(':');
+    const id = entry.slice(0, at);
+    const secret = entry.slice(at + 1);
+    if (at < 1 || !/^[\w.-]{1,64}$/.test(id) || secret.length < 32 || keys.has(id)) {
+      throw new Error(
+        'Invalid configuration:\n  SERVICE_API_KEYS: each entry is `id:secret` (id: letters, digits, `_.-`; unique; secret >= 32 characters)',
+      );
+    }
+    keys.set(id, secret);
+  }
+  return keys;
+}
+
+/**
+ * What only the server (not the CLIs) needs in production: /metrics must not be public, so a
+ * token (METRICS_TOKEN) or an internal port (METRICS_PORT) is required.
+ */
+export function checkServerEnv(env: Env): void {
+  if (env.NODE_ENV === 'production' && !env.METRICS_TOKEN && !env.METRICS_PORT) {
+    throw new Error(
+      'Invalid configuration:\n  METRICS_TOKEN or METRICS_PORT: required when NODE_ENV=production (/metrics must not be public)',
+    );
+  }
+  if (env.METRICS_PORT !== undefined && env.METRICS_PORT === env.PORT) {
+    throw new Error('Invalid configuration:\n  METRICS_PORT: must differ from PORT');
+  }
+}
+
+/** GRAPHQL_INTROSPECTION, defaulting to off in production. */
+export const introspectionEnabled = (env: Env): boolean =>
+  env.GRAPHQL_INTROSPECTION ?? env.NODE_ENV !== 'production';

@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { App } from './app.js';
 import type { Database } from './db/client.js';
 import type { Worker } from './jobs/worker.js';
@@ -12,6 +12,8 @@ export interface HttpOptions {
   worker: Worker | null;
   /** When set, /metrics requires `Authorization: Bearer <token>`. */
   metricsToken?: string;
+  /** False when /metrics has a port of its own (METRICS_PORT): then it is not served here. */
+  serveMetrics?: boolean;
   /** Largest accepted request body (MAX_BODY_BYTES); larger ones get HTTP 413. */
   maxBodyBytes: number;
 }
@@ -42,6 +44,42 @@ function bearerMatches(req: IncomingMessage, token: string): boolean {
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
+async function serveMetrics(
+  req: IncomingMessage,
+  res: ServerResponse,
+  o: { metrics: Metrics; metricsToken?: string },
+): Promise<void> {
+  if (o.metricsToken && !bearerMatches(req, o.metricsToken)) {
+    res.writeHead(401, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: 'metrics token required' }));
+    return;
+  }
+  // An async handler's rejection would be unhandled: answer it here.
+  try {
+    const text = await o.metrics.registry.metrics();
+    res.writeHead(200, { 'content-type': o.metrics.registry.contentType }).end(text);
+  } catch {
+    res.writeHead(503, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: 'metrics unavailable' }));
+  }
+}
+
+/**
+ * METRICS_PORT: /metrics alone on a port of its own. fly.toml exposes only PORT to the
+ * internet and scrapes this one over Fly's private network; METRICS_TOKEN, if set, is still
+ * required here.
+ */
+export function createMetricsServer(o: { metrics: Metrics; metricsToken?: string }): Server {
+  return createServer(async (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {
+      await serveMetrics(req, res, o);
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
+  });
+}
+
 /**
  * The HTTP server: liveness, readiness and metrics beside the GraphQL app. Readiness pings
  * the database (and reports the worker), so Fly stops routing to a machine that lost it.
@@ -61,20 +99,9 @@ export function createHttpServer(o: HttpOptions): Server {
         reply = json(503, { status: 'unavailable', database: 'unreachable', worker });
       }
     }
-    if (path === '/metrics') {
-      if (o.metricsToken && !bearerMatches(req, o.metricsToken)) {
-        reply = json(401, { error: 'metrics token required' });
-      } else {
-        // An async handler's rejection would be unhandled: answer it here.
-        try {
-          const text = await o.metrics.registry.metrics();
-          res.writeHead(200, { 'content-type': o.metrics.registry.contentType }).end(text);
-        } catch {
-          res.writeHead(503, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ error: 'metrics unavailable' }));
-        }
-        return;
-      }
+    if (path === '/metrics' && o.serveMetrics !== false) {
+      await serveMetrics(req, res, o);
+      return;
     }
     if (reply) {
       res.writeHead(reply.status, { 'content-type': 'application/json' }).end(reply.body);

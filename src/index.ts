@@ -7,14 +7,15 @@ import {
   openConfiguredDatabase,
   resolveAuth,
 } from './composition.js';
-import { parseEnv } from './env.js';
-import { createHttpServer } from './http.js';
+import { checkServerEnv, introspectionEnabled, parseEnv } from './env.js';
+import { createHttpServer, createMetricsServer } from './http.js';
 import { createLogger } from './logger.js';
 import { seedDefaultPersonasIfEmpty } from './personas/seed.js';
 
 /** Boot: env → db (migrated) → providers → worker → HTTP. SIGTERM drains, then exits 0. */
 async function main(): Promise<void> {
   const env = parseEnv();
+  checkServerEnv(env);
   const logger = createLogger(env.LOG_LEVEL);
   const db = await openConfiguredDatabase(env, logger);
   // A development database starts with the default personas; production gets its own
@@ -36,6 +37,8 @@ async function main(): Promise<void> {
     verifyToken: createVerifier(auth.config),
     production: env.NODE_ENV === 'production',
     limits: graphqlLimitsFrom(env),
+    introspection: introspectionEnabled(env),
+    corsOrigins: env.CORS_ORIGINS,
   });
   const server = createHttpServer({
     app,
@@ -43,8 +46,16 @@ async function main(): Promise<void> {
     metrics: services.metrics,
     worker,
     metricsToken: env.METRICS_TOKEN,
+    serveMetrics: env.METRICS_PORT === undefined,
     maxBodyBytes: env.MAX_BODY_BYTES,
   });
+  const metricsServer =
+    env.METRICS_PORT === undefined
+      ? null
+      : createMetricsServer({ metrics: services.metrics, metricsToken: env.METRICS_TOKEN });
+  if (metricsServer) {
+    await new Promise<void>((resolve) => metricsServer.listen(env.METRICS_PORT, env.HOST, resolve));
+  }
   // A client gets this long to send its headers and whole request (slow-loris); responses,
   // such as a streamed reply, are not bound by it.
   server.headersTimeout = 15_000;
@@ -61,9 +72,21 @@ async function main(): Promise<void> {
       llm: services.chat.provider,
       extractor: services.extractor.provider,
       worker: worker ? worker.id : 'disabled',
+      metrics: env.METRICS_PORT ? `port ${env.METRICS_PORT}` : 'on PORT',
     },
     'companion API listening',
   );
+  // Production with the offline providers runs (CI's smoke test does), but answers with a
+  // canned companion and a small local embedder: say so loudly at every start.
+  if (
+    env.NODE_ENV === 'production' &&
+    (env.LLM_PROVIDER === 'offline' || env.EMBEDDINGS_PROVIDER === 'local')
+  ) {
+    logger.warn(
+      { llm: env.LLM_PROVIDER, embeddings: env.EMBEDDINGS_PROVIDER },
+      'production is running on OFFLINE providers (canned replies, local embedder): set LLM_PROVIDER=openrouter and EMBEDDINGS_PROVIDER=voyage',
+    );
+  }
   if (auth.devToken) {
     // Printed plainly (not as JSON) so a developer can copy it from the terminal.
     process.stdout.write(
@@ -88,6 +111,7 @@ async function main(): Promise<void> {
     // connection becomes idle only after its last answer, so idle ones are closed as they
     // appear, and whatever is still open at the deadline is cut.
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    metricsServer?.close();
     const sweep = setInterval(() => server.closeIdleConnections(), 200);
     server.closeIdleConnections();
     const cut = setTimeout(() => server.closeAllConnections(), env.SHUTDOWN_TIMEOUT_MS);

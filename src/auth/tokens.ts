@@ -1,10 +1,14 @@
 import { type JWTPayload, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { AppError, unauthenticated } from '../errors.js';
 import { createJwksKeySource, type JwksOptions, KeySetUnavailable } from './jwks.js';
+import { createServiceKeyCheck, SUPABASE_SERVICE_ROLE, serviceViewer } from './service-keys.js';
 
 export interface Viewer {
+  /** The user's UUID; for a server-to-server caller `service:<key id>` (never a row owner). */
   id: string;
   isAdmin: boolean;
+  /** Set for server-to-server callers (an API key or a service_role token): the key id. */
+  service?: string;
 }
 
 /** At least one of `secret` and `jwksUrl`; with both, the token's `alg` picks the key. */
@@ -20,6 +24,12 @@ export interface AuthConfig {
   /** Tolerated clock difference between the issuer and this server (default 30 s). */
   clockToleranceSeconds?: number;
   adminUserIds: readonly string[];
+  /** Supabase anonymous sign-ins (`is_anonymous: true`): accepted unless 'refuse'. */
+  anonymousUsers?: 'allow' | 'refuse';
+  /** Accept Supabase `service_role` tokens (no `sub`) as admin-scoped service callers. */
+  serviceRole?: boolean;
+  /** SERVICE_API_KEYS: key id → secret. */
+  serviceKeys?: ReadonlyMap<string, string>;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -47,8 +57,14 @@ export function createVerifier(config: AuthConfig): TokenVerifier {
   // any family that is not configured never get further.
   const algorithms = [...(secret ? SECRET_ALGORITHMS : []), ...(jwks ? JWKS_ALGORITHMS : [])];
   const admins = new Set(config.adminUserIds.map((id) => id.toLowerCase()));
+  const serviceKey = config.serviceKeys?.size ? createServiceKeyCheck(config.serviceKeys) : null;
 
   return async (token) => {
+    if (token.includes(':')) {
+      const service = serviceKey?.(token);
+      if (!service) throw unauthenticated('Invalid token.');
+      return service;
+    }
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(
@@ -66,7 +82,8 @@ export function createVerifier(config: AuthConfig): TokenVerifier {
           issuer: config.issuer,
           audience: config.audience,
           clockTolerance: config.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS,
-          requiredClaims: ['sub', 'exp'],
+          // `sub` is checked below: a service_role token has none.
+          requiredClaims: ['exp'],
         },
       ));
     } catch (err) {
@@ -79,8 +96,15 @@ export function createVerifier(config: AuthConfig): TokenVerifier {
       const reason = err instanceof joseErrors.JWTExpired ? 'Token expired.' : 'Invalid token.';
       throw unauthenticated(reason);
     }
-    const sub = payload.sub;
-    if (!sub || !UUID.test(sub)) throw unauthenticated('Invalid token.');
+    const sub: unknown = payload.sub;
+    if (sub === undefined && payload.role === 'service_role' && config.serviceRole) {
+      return serviceViewer(SUPABASE_SERVICE_ROLE);
+    }
+    // A claim is any JSON value: an array holding a UUID would pass the regex (it stringifies).
+    if (typeof sub !== 'string' || !UUID.test(sub)) throw unauthenticated('Invalid token.');
+    if (payload.is_anonymous === true && config.anonymousUsers === 'refuse') {
+      throw unauthenticated('Anonymous sign-ins are not accepted: sign in with an account.');
+    }
     const id = sub.toLowerCase();
     const appMetadata = payload.app_metadata as { role?: unknown } | undefined;
     return { id, isAdmin: appMetadata?.role === 'admin' || admins.has(id) };

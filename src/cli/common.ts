@@ -88,8 +88,8 @@ export function cliLogger(env: Env): Logger {
 
 /**
  * DATABASE_URL, or the embedded database in DATA_DIR (migrated on open, like the server).
- * PGlite does not lock its directory, and two processes on one directory corrupt it: hence
- * the reminder to stop the server first.
+ * Two processes on one directory would corrupt it: src/db/lock.ts refuses the second one, and
+ * the line below says why before that can happen.
  */
 export async function openCliDatabase(env: Env, io: CliIo, logger: Logger): Promise<Database> {
   if (!env.DATABASE_URL) {

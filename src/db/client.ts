@@ -6,6 +6,7 @@ import { PrismaClient } from '@prisma/client';
 import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import type { Logger } from '../logger.js';
+import { lockDataDir } from './lock.js';
 import { migrate, type SqlDriver } from './migrate.js';
 
 export type { PrismaClient };
@@ -167,11 +168,18 @@ function releaseOnFailedEnd(tx: PgTransaction): PgTransaction {
 
 async function openPglite(options: { dataDir: string } | { pglite: PGlite }): Promise<Database> {
   let pglite: PGlite;
+  let unlock = async () => {};
   if ('pglite' in options) {
     pglite = options.pglite;
   } else {
     await mkdir(options.dataDir, { recursive: true });
-    pglite = await PGlite.create(options.dataDir, { extensions: { vector } });
+    unlock = await lockDataDir(options.dataDir);
+    try {
+      pglite = await PGlite.create(options.dataDir, { extensions: { vector } });
+    } catch (err) {
+      await unlock();
+      throw err;
+    }
   }
   const driver: SqlDriver = {
     query: async <T>(sql: string, params?: unknown[]) => (await pglite.query<T>(sql, params)).rows,
@@ -192,6 +200,7 @@ async function openPglite(options: { dataDir: string } | { pglite: PGlite }): Pr
     close: async () => {
       await prisma.$disconnect();
       if (!pglite.closed) await pglite.close();
+      await unlock();
     },
   };
 }

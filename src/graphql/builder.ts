@@ -21,7 +21,11 @@ export const builder = new SchemaBuilder<{
   scopeAuth: {
     // Type scopes run once per object (also for objects reached through node(id)).
     runScopesOnType: true,
-    authScopes: (ctx) => ({ user: ctx.viewer !== null, admin: ctx.viewer?.isAdmin === true }),
+    // A service caller (API key, service_role token) is no user: it has the admin scope only.
+    authScopes: (ctx) => ({
+      user: ctx.viewer !== null && !ctx.viewer.service,
+      admin: ctx.viewer?.isAdmin === true,
+    }),
     unauthorizedError: (_parent, ctx) =>
       ctx.viewer
         ? new GraphQLError('Not allowed.', { extensions: { code: 'FORBIDDEN' } })
@@ -57,6 +61,7 @@ builder.scalarType('DateTime', {
   },
 });
 
-builder.queryType({ authScopes: { user: true } });
-builder.mutationType({ authScopes: { user: true } });
-builder.subscriptionType({ authScopes: { user: true } });
+// Users and admins (service callers included); fields narrow it further.
+builder.queryType({ authScopes: { user: true, admin: true } });
+builder.mutationType({ authScopes: { user: true, admin: true } });
+builder.subscriptionType({ authScopes: { user: true, admin: true } });

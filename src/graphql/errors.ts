@@ -62,11 +62,13 @@ export function createErrorMasker() {
 
     // Parse and validation errors carry no original error: they are the client's. graphql-armor's
     // limit errors come without a code; every error a client sees must have one.
+    // yoga's request parser quotes the client's body in `extensions.originalError` (invalid
+    // JSON): echoing input back is what masking is for, so that key never leaves.
     if (graphqlError && !original) {
-      if (graphqlError.extensions?.code) return graphqlError;
+      const { originalError: _quoted, ...extensions } = graphqlError.extensions ?? {};
       return new GraphQLError(graphqlError.message, {
         ...at,
-        extensions: { ...graphqlError.extensions, code: 'GRAPHQL_VALIDATION_FAILED' },
+        extensions: { ...extensions, code: extensions.code ?? 'GRAPHQL_VALIDATION_FAILED' },
       });
     }
     if (original instanceof AppError) {

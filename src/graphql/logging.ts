@@ -2,12 +2,15 @@ import { GraphQLError, getOperationAST, Kind } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { AppError } from '../errors.js';
 import type { Context } from './context.js';
+import { createErrorMasker } from './errors.js';
 
 /**
  * One structured log line per GraphQL operation (request id, user id, operation, duration,
  * error codes) and the full stack of every unexpected error, with the request id so a masked
  * "Unexpected error." can be found. Never message content or variables.
  */
+const maskError = createErrorMasker();
+
 export function useOperationLogging(): Plugin<Context> {
   return {
     onExecute({ args }) {
@@ -33,14 +36,29 @@ export function useOperationLogging(): Plugin<Context> {
           );
           const log = ctx.services.logger.child({
             requestId: ctx.requestId,
-            userId: ctx.viewer?.id,
+            ...(ctx.viewer?.service
+              ? { serviceKeyId: ctx.viewer.service }
+              : { userId: ctx.viewer?.id }),
           });
           for (const e of errors) {
             const original = e.originalError;
             // GraphQLErrors are the client's (e.g. variables that do not coerce), not ours.
-            const expected = original instanceof AppError || original instanceof GraphQLError;
-            if (original && !expected)
+            if (!original || original instanceof AppError || original instanceof GraphQLError) {
+              continue;
+            }
+            // Classified by the masker, the one place that knows: only what it hides as
+            // INTERNAL_SERVER_ERROR is ours and worth a stack. An expected miss (a row that is
+            // not there, a malformed id reaching Postgres) is the client's; anyone could flood
+            // the error log with it.
+            const masked = maskError(e, e.message);
+            const code = masked instanceof GraphQLError ? masked.extensions?.code : undefined;
+            if (code === 'INTERNAL_SERVER_ERROR') {
               log.error({ err: original, path: e.path }, 'unexpected error');
+            } else if (code === 'SERVICE_UNAVAILABLE') {
+              log.warn({ err: original.message, path: e.path }, 'database unavailable');
+            } else {
+              log.debug({ code, path: e.path }, 'client error');
+            }
           }
           log.info(
             {

@@ -1,7 +1,7 @@
 import { GraphQLError, valueFromASTUntyped } from 'graphql';
 import { memoryStats } from '../../memory/stats.js';
 import { createPersona, setPersonaArchived, updatePersona } from '../../personas/manage.js';
-import { viewerOf } from '../auth.js';
+import { actorOf } from '../auth.js';
 import { builder } from '../builder.js';
 import type { Context } from '../context.js';
 import { parseGlobalId, parseUserId } from '../ids.js';
@@ -191,7 +191,7 @@ builder.mutationFields((t) => ({
     description: 'Add a persona users can chat with (admin).',
     args: { input: t.arg({ type: CreatePersonaInput, required: true }) },
     resolve: async (_root, { input }, ctx) => ({
-      persona: await createPersona(deps(ctx), viewerOf(ctx).id, input),
+      persona: await createPersona(deps(ctx), actorOf(ctx), input),
     }),
   }),
   updatePersona: t.field({
@@ -200,7 +200,7 @@ builder.mutationFields((t) => ({
     description: 'Edit a persona (admin). Existing chats use the new prompt from their next turn.',
     args: { input: t.arg({ type: UpdatePersonaInput, required: true }) },
     resolve: async (_root, { input: { personaId: id, ...patch } }, ctx) => ({
-      persona: await updatePersona(deps(ctx), viewerOf(ctx).id, personaId(id), patch),
+      persona: await updatePersona(deps(ctx), actorOf(ctx), personaId(id), patch),
     }),
   }),
   archivePersona: t.field({
@@ -209,12 +209,7 @@ builder.mutationFields((t) => ({
     description: 'Hide a persona from new chats; existing chats and memories stay (admin).',
     args: { input: t.arg({ type: ArchivePersonaInput, required: true }) },
     resolve: async (_root, { input }, ctx) => ({
-      persona: await setPersonaArchived(
-        deps(ctx),
-        viewerOf(ctx).id,
-        personaId(input.personaId),
-        true,
-      ),
+      persona: await setPersonaArchived(deps(ctx), actorOf(ctx), personaId(input.personaId), true),
     }),
   }),
   unarchivePersona: t.field({
@@ -223,12 +218,7 @@ builder.mutationFields((t) => ({
     description: 'Make an archived persona available again (admin).',
     args: { input: t.arg({ type: UnarchivePersonaInput, required: true }) },
     resolve: async (_root, { input }, ctx) => ({
-      persona: await setPersonaArchived(
-        deps(ctx),
-        viewerOf(ctx).id,
-        personaId(input.personaId),
-        false,
-      ),
+      persona: await setPersonaArchived(deps(ctx), actorOf(ctx), personaId(input.personaId), false),
     }),
   }),
 }));

@@ -6,7 +6,7 @@ import {
   sessionMessagePages,
 } from '../../chat/history.js';
 import { badInput } from '../../errors.js';
-import { ownerOrAdmin } from '../auth.js';
+import { ownerOrAdmin, visibleRows } from '../auth.js';
 import { builder } from '../builder.js';
 import type { Context } from '../context.js';
 import { connectionOf, keysetCursor, parseKeysetCursor } from '../cursors.js';
@@ -48,6 +48,9 @@ const messagePages = createContextCache(
 
 export const ChatSession = builder.prismaNode('ChatSession', {
   id: { field: 'id' },
+  // node(id): another user's session is not found, like a missing one (see visibleRows).
+  findUnique: (id, ctx) => ({ id, ...visibleRows(ctx) }),
+  nullable: true,
   authScopes: ownerOrAdmin,
   fields: (t) => ({
     instance: t.relation('instance'),
@@ -75,6 +78,6 @@ builder.queryField('chatSession', (t) =>
       'One of your chat sessions (any user’s, for admins); `messages` are newest first. Null if not found.',
     args: { id: t.arg.globalID({ required: true, for: ChatSession }) },
     resolve: (query, _root, { id }, ctx) =>
-      ctx.prisma.chatSession.findUnique({ ...query, where: { id: id.id } }),
+      ctx.prisma.chatSession.findUnique({ ...query, where: { id: id.id, ...visibleRows(ctx) } }),
   }),
 );

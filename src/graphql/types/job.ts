@@ -9,6 +9,10 @@ export const JobStatus = builder.enumType('JobStatus', {
 /** Background work (memory extraction). Admins only: payloads reference users' messages. */
 export const Job = builder.prismaNode('Job', {
   id: { field: 'id' },
+  // node(id): for anyone but an admin no job exists (an empty `in` matches nothing), so a
+  // job id is not confirmed to a stranger; a missing one is null, not an error.
+  findUnique: (id, ctx) => (ctx.viewer?.isAdmin ? { id } : { id, AND: [{ id: { in: [] } }] }),
+  nullable: true,
   authScopes: { admin: true },
   fields: (t) => ({
     kind: t.exposeString('kind'),

@@ -14,7 +14,7 @@ import {
   type MemoryFilter,
   RRF_K,
 } from '../../memory/store.js';
-import { viewerOf } from '../auth.js';
+import { actorOf, viewerOf, visibleRows } from '../auth.js';
 import { builder } from '../builder.js';
 import type { Context } from '../context.js';
 import {
@@ -143,7 +143,7 @@ async function memoryPage(ctx: Context, scope: LayerScope, args: PageArgs) {
       mode,
       first,
       offset,
-      actorId: viewerOf(ctx).id,
+      actorId: actorOf(ctx),
     });
     edges = page.rows.map((r, i) => ({
       node: r.memory,
@@ -168,9 +168,10 @@ builder.queryFields((t) => ({
       `\`userId\` is for admins only. ${PAGING_DESCRIPTION}`,
     args: { userId: t.arg.id({ required: false }), ...memoryPageArgs },
     resolve: async (_root, args, ctx) => {
-      const viewer = viewerOf(ctx);
-      const userId = args.userId != null ? parseUserId(String(args.userId), 'userId') : viewer.id;
-      if (userId !== viewer.id && !viewer.isAdmin)
+      // A service caller has no profile of its own: it names the user (viewerOf refuses it).
+      const userId =
+        args.userId != null ? parseUserId(String(args.userId), 'userId') : viewerOf(ctx).id;
+      if (userId !== ctx.viewer?.id && !ctx.viewer?.isAdmin)
         throw forbidden('Only admins may read other users.');
       return memoryPage(ctx, { userId, instanceId: null }, args);
     },
@@ -182,13 +183,12 @@ builder.queryFields((t) => ({
       PAGING_DESCRIPTION,
     args: { instanceId: t.arg.id({ required: true }), ...memoryPageArgs },
     resolve: async (_root, args, ctx) => {
-      const viewer = viewerOf(ctx);
       const id = parseGlobalId(String(args.instanceId), 'PersonaInstance', 'instanceId');
-      const instance = await ctx.prisma.personaInstance.findUnique({ where: { id } });
       // A stranger learns nothing, not even that the instance exists.
-      if (!instance || (instance.userId !== viewer.id && !viewer.isAdmin)) {
-        throw notFound('Persona instance');
-      }
+      const instance = await ctx.prisma.personaInstance.findFirst({
+        where: { id, ...visibleRows(ctx) },
+      });
+      if (!instance) throw notFound('Persona instance');
       return memoryPage(ctx, { userId: instance.userId, instanceId: instance.id }, args);
     },
   }),

@@ -1,6 +1,6 @@
 import { layerOf } from '../../memory/store.js';
 import { MEMORY_CATEGORIES } from '../../memory/types.js';
-import { ownerOrAdmin, viewerOf } from '../auth.js';
+import { ownerOrAdmin, visibleRows } from '../auth.js';
 import { builder } from '../builder.js';
 import type { Context } from '../context.js';
 import { parseGlobalId } from '../ids.js';
@@ -21,6 +21,9 @@ export const MemoryLayer = builder.enumType('MemoryLayer', {
 
 export const Memory = builder.prismaNode('Memory', {
   id: { field: 'id' },
+  // node(id): another user's memory is not found, like a missing one (see visibleRows).
+  findUnique: (id, ctx) => ({ id, ...visibleRows(ctx) }),
+  nullable: true,
   authScopes: ownerOrAdmin,
   fields: (t) => ({
     content: t.exposeString('content'),
@@ -33,12 +36,6 @@ export const Memory = builder.prismaNode('Memory', {
     superseded: t.boolean({ resolve: (m) => m.supersededById !== null }),
   }),
 });
-
-/** Loaders only return rows the viewer may see, so a hop answers null rather than an error. */
-const visibleTo = (ctx: Context) => {
-  const viewer = viewerOf(ctx);
-  return viewer.isAdmin ? {} : { userId: viewer.id };
-};
 
 // The hops from a memory to other rows. Each is batched per response (a relation the prisma
 // plugin loads with its parent, or a DataLoader), so a page of memories costs one query per
@@ -55,7 +52,7 @@ builder.prismaObjectFields(Memory, (t) => ({
     sort: (message) => message.id,
     resolve: (memory) => memory.sourceMessageId,
     load: (ids: string[], ctx: Context) =>
-      ctx.prisma.message.findMany({ where: { id: { in: ids }, ...visibleTo(ctx) } }),
+      ctx.prisma.message.findMany({ where: { id: { in: ids }, ...visibleRows(ctx) } }),
   }),
   supersededBy: t.loadable({
     type: Memory,
@@ -64,7 +61,7 @@ builder.prismaObjectFields(Memory, (t) => ({
     sort: (memory) => memory.id,
     resolve: (memory) => memory.supersededById,
     load: (ids: string[], ctx: Context) =>
-      ctx.prisma.memory.findMany({ where: { id: { in: ids }, ...visibleTo(ctx) } }),
+      ctx.prisma.memory.findMany({ where: { id: { in: ids }, ...visibleRows(ctx) } }),
   }),
   history: t.loadable({
     type: MemoryHistoryConnection,
@@ -89,7 +86,7 @@ builder.queryField('memory', (t) =>
     resolve: (query, _root, { id }, ctx) =>
       ctx.prisma.memory.findUnique({
         ...query,
-        where: { id: parseGlobalId(String(id), 'Memory', 'id') },
+        where: { id: parseGlobalId(String(id), 'Memory', 'id'), ...visibleRows(ctx) },
       }),
   }),
 );

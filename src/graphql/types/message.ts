@@ -1,4 +1,4 @@
-import { ownerOrAdmin } from '../auth.js';
+import { ownerOrAdmin, visibleRows } from '../auth.js';
 import { builder } from '../builder.js';
 
 export const MessageRole = builder.enumType('MessageRole', {
@@ -7,6 +7,9 @@ export const MessageRole = builder.enumType('MessageRole', {
 
 export const Message = builder.prismaNode('Message', {
   id: { field: 'id' },
+  // node(id): another user's message is not found, like a missing one (see visibleRows).
+  findUnique: (id, ctx) => ({ id, ...visibleRows(ctx) }),
+  nullable: true,
   authScopes: ownerOrAdmin,
   fields: (t) => ({
     role: t.expose('role', { type: MessageRole }),

@@ -2,7 +2,9 @@ import { builder } from '../builder.js';
 
 export const Persona = builder.prismaNode('Persona', {
   id: { field: 'id' },
-  authScopes: { user: true },
+  // node(id) of a missing persona is null, not an error.
+  nullable: true,
+  authScopes: { user: true, admin: true },
   fields: (t) => ({
     slug: t.exposeString('slug'),
     name: t.exposeString('name'),

@@ -3,6 +3,9 @@ import { builder } from '../builder.js';
 
 export const User = builder.prismaNode('User', {
   id: { field: 'id' },
+  // node(id): another user is not found, like a missing one (see visibleRows).
+  findUnique: (id, ctx) => (ctx.viewer?.isAdmin ? { id } : { id, AND: [{ id: viewerOf(ctx).id }] }),
+  nullable: true,
   authScopes: (user, ctx) => (user.id === ctx.viewer?.id ? true : { admin: true }),
   fields: (t) => ({
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
