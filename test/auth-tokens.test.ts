@@ -382,7 +382,11 @@ describe('bad tokens are UNAUTHENTICATED, never a 500', () => {
 describe('configuration', () => {
   it('production starts with a JWKS alone, and refuses to start with neither key source', () => {
     expect(() => parseEnv({ NODE_ENV: 'production' })).toThrow(/JWT_SECRET.*JWKS_URL/);
-    const env = parseEnv({ NODE_ENV: 'production', JWKS_URL: 'https://x.supabase.co/jwks.json' });
+    const env = parseEnv({
+      NODE_ENV: 'production',
+      JWKS_URL: 'https://x.supabase.co/jwks.json',
+      DATABASE_URL: 'postgres://db/companion',
+    });
     expect(env.JWT_CLOCK_TOLERANCE_S).toBe(30);
     expect(() => parseEnv({ JWT_CLOCK_TOLERANCE_S: '-1' })).toThrow(/JWT_CLOCK_TOLERANCE_S/);
     expect(() => parseEnv({ JWKS_URL: 'not a url' })).toThrow(/JWKS_URL/);

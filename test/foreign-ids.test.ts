@@ -5,7 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.js';
 import { createVerifier } from '../src/auth/tokens.js';
 import { graphqlLimitsFrom } from '../src/composition.js';
-import { createTestContext, dataOf, TEST_JWT_SECRET, type TestContext } from './helpers/app.js';
+import {
+  createTestContext,
+  dataOf,
+  type GraphQLResponse,
+  TEST_JWT_SECRET,
+  type TestContext,
+} from './helpers/app.js';
 import { personaIds, send, startChat } from './helpers/chat.js';
 
 /**
@@ -58,7 +64,7 @@ async function gql(query: string, variables: Record<string, unknown>, token: str
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
     body: JSON.stringify({ query, variables }),
   });
-  return { status: res.status, body: await res.json() };
+  return { status: res.status, body: (await res.json()) as GraphQLResponse };
 }
 
 const NODE = 'query($id: ID!) { node(id: $id) { id } }';

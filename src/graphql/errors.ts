@@ -63,12 +63,20 @@ export function createErrorMasker() {
     // Parse and validation errors carry no original error: they are the client's. graphql-armor's
     // limit errors come without a code; every error a client sees must have one.
     // yoga's request parser quotes the client's body in `extensions.originalError` (invalid
-    // JSON): echoing input back is what masking is for, so that key never leaves.
+    // JSON): echoing input back is what masking is for, so that key never leaves. Yoga reads
+    // that key's presence as "answer with the error's status even to application/json", so
+    // the status is kept explicitly (`spec: false`): invalid JSON stays a 400.
     if (graphqlError && !original) {
-      const { originalError: _quoted, ...extensions } = graphqlError.extensions ?? {};
+      const { originalError: quoted, ...extensions } = graphqlError.extensions ?? {};
+      if (!quoted && extensions.code) return graphqlError;
+      const http = extensions.http as { spec?: boolean } | undefined;
       return new GraphQLError(graphqlError.message, {
         ...at,
-        extensions: { ...extensions, code: extensions.code ?? 'GRAPHQL_VALIDATION_FAILED' },
+        extensions: {
+          ...extensions,
+          ...(quoted && http ? { http: { ...http, spec: false } } : {}),
+          code: extensions.code ?? 'GRAPHQL_VALIDATION_FAILED',
+        },
       });
     }
     if (original instanceof AppError) {

@@ -51,7 +51,8 @@ export function useTransportRules(rules: TransportRules): Plugin {
       if (type === undefined || type === 'query') return;
       throw createGraphQLError(`Only queries run over GET; send a ${type} with POST.`, {
         extensions: {
-          code: 'METHOD_NOT_ALLOWED',
+          // The code yoga gives a mutation over GET, so both refusals read the same.
+          code: 'BAD_REQUEST',
           http: { status: 405, headers: { Allow: 'POST' } },
         },
       });

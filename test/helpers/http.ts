@@ -18,6 +18,7 @@ export const CLIENT_CODES = [
   'GRAPHQL_VALIDATION_FAILED',
   'OPERATION_RESOLUTION_FAILURE',
   'PAYLOAD_TOO_LARGE',
+  'UNSUPPORTED_MEDIA_TYPE',
 ];
 
 /** Every error has a code a client can act on; none is a masked "Unexpected error.". */
