@@ -29,8 +29,11 @@ cp -r node_modules/.prisma "$APP/node_modules/.prisma"
 
 export NODE_ENV=production DATABASE_URL="$TEST_DATABASE_URL" LOG_LEVEL=warn
 export JWT_SECRET=production-smoke-secret-0123456789abcdef
-PORT=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
-export PORT HOST=127.0.0.1
+free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
+PORT=$(free_port)
+# As fly.toml: /metrics on an internal port of its own (production refuses a public one).
+METRICS_PORT=$(free_port)
+export PORT METRICS_PORT HOST=127.0.0.1
 cd "$APP"
 
 log "release command: migrations"
@@ -52,6 +55,9 @@ for _ in $(seq 1 150); do
   sleep 0.2
 done
 curl -fsS "http://127.0.0.1:$PORT/ready"; echo
+curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" > metrics.txt
+grep -q 'companion_' metrics.txt || { log "no metrics on METRICS_PORT"; exit 1; }
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/metrics")" = 404 ] || { log "/metrics is public"; exit 1; }
 
 log "serve a turn"
 TOKEN=$(node dist/src/cli/token.js --user 11111111-1111-4111-8111-111111111111)
