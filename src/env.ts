@@ -19,7 +19,9 @@ export const envSchema = z.object({
   NODE_ENV: z
     .enum(['development', 'production', 'test'])
     .default('development')
-    .describe('production requires JWT_SECRET or JWKS_URL (no dev token) and disables GraphiQL.'),
+    .describe(
+      'production requires JWT_SECRET or JWKS_URL (no dev token) and DATABASE_URL, the server also METRICS_TOKEN or METRICS_PORT; it disables GraphiQL and (by default) introspection.',
+    ),
   PORT: z.coerce.number().int().min(0).max(65535).default(4000).describe('HTTP port.'),
   HOST: z.string().default('0.0.0.0').describe('Interface to listen on.'),
   LOG_LEVEL: z
