@@ -34,7 +34,7 @@ export function useTransportRules(rules: TransportRules): Plugin {
           JSON.stringify({ errors: [{ message, extensions: { code: 'UNSUPPORTED_MEDIA_TYPE' } }] }),
           {
             status: 415,
-            headers: { 'content-type': 'application/json', accept: 'application/json' },
+            headers: { 'content-type': 'application/json', 'accept-post': 'application/json' },
           },
         ),
       );

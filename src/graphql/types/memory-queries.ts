@@ -14,7 +14,7 @@ import {
   type MemoryFilter,
   RRF_K,
 } from '../../memory/store.js';
-import { actorOf, viewerOf, visibleRows } from '../auth.js';
+import { actorOf, viewerOf } from '../auth.js';
 import { builder } from '../builder.js';
 import type { Context } from '../context.js';
 import {
@@ -184,11 +184,12 @@ builder.queryFields((t) => ({
     args: { instanceId: t.arg.id({ required: true }), ...memoryPageArgs },
     resolve: async (_root, args, ctx) => {
       const id = parseGlobalId(String(args.instanceId), 'PersonaInstance', 'instanceId');
+      // findUnique: Prisma batches those of one tick (aliased listings) into one query.
+      const instance = await ctx.prisma.personaInstance.findUnique({ where: { id } });
       // A stranger learns nothing, not even that the instance exists.
-      const instance = await ctx.prisma.personaInstance.findFirst({
-        where: { id, ...visibleRows(ctx) },
-      });
-      if (!instance) throw notFound('Persona instance');
+      if (!instance || (instance.userId !== ctx.viewer?.id && !ctx.viewer?.isAdmin)) {
+        throw notFound('Persona instance');
+      }
       return memoryPage(ctx, { userId: instance.userId, instanceId: instance.id }, args);
     },
   }),
