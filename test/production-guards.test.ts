@@ -90,7 +90,7 @@ describe('guard 1 and defect 10: production configuration', () => {
     expect(output).toMatch(/DATABASE_URL: required when NODE_ENV=production/);
     await expect(readFile(join(dataDir, 'never', LOCK_FILE))).rejects.toThrow(/ENOENT/);
     output = '';
-  });
+  }, 120_000);
 });
 
 describe('guard 2: the embedded data directory has one owner process', () => {
@@ -145,5 +145,6 @@ describe('guard 2: the embedded data directory has one owner process', () => {
     expect(imported.code, imported.stderr).toBe(0);
     // ...and releases it when done.
     await expect(readFile(join(dataDir, LOCK_FILE))).rejects.toThrow(/ENOENT/);
-  });
+    // Three processes start here (a server, two CLIs): generous on a busy machine.
+  }, 300_000);
 });
