@@ -266,10 +266,10 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
     const began = Date.now();
     openrouter.setDelay((body) => (isExtractionRequest(body) ? 200 : 0));
     const turns = await createTurns(USERS, TURNS_PER_USER);
-    // The claimer's timeout decides when a claim counts as stale: short, so worker B takes over
-    // the dead worker's claims within the test, yet well above one job's time even on a busy
-    // machine (~1 s), so that worker B never takes its own live jobs for stale ones.
-    const config = { WORKER_CONCURRENCY: '4', JOB_CLAIM_TIMEOUT_MS: '3000' };
+    // A short lease, so worker B takes over the dead worker's claims within the test. Worker B
+    // renews its own leases while it works, so however slow its jobs get on a busy machine it
+    // never takes them for stale ones (with a fixed claim timeout it did: attempts 3, not 2).
+    const config = { WORKER_CONCURRENCY: '4', JOB_LEASE_MS: '3000' };
 
     const doomed = startWorker('worker A', config);
     const doomedId = await within(doomed.ready, 20_000, 'worker A to start');
@@ -295,7 +295,7 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
 
     expect(tally(final)).toEqual({ PENDING: 0, RUNNING: 0, DONE: N, DEAD: 0 });
     await expectEachMemoryOnce(turns);
-    // The jobs in flight at the kill were claimed again once their claim expired (attempt 2);
+    // The jobs in flight at the kill were claimed again once their lease lapsed (attempt 2);
     // no other job ran twice. Worker A wrote what it finished, worker B everything else.
     const before = new Map(atKill.map((j) => [j.id, j.status]));
     const writers = await writerByJob();
@@ -328,8 +328,9 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
     // Park the jobs until all three workers are polling, then make them due at one instant:
     // the workers contend for every claim, instead of the first one up taking the lot.
     await t.services.prisma.$executeRaw`UPDATE jobs SET run_at = now() + interval '1 hour'`;
-    // Claims never expire here, so any job run twice would be a real double claim.
-    const config = { WORKER_CONCURRENCY: '3', JOB_CLAIM_TIMEOUT_MS: '300000' };
+    // Leases (default 30 s) are renewed while a job runs, so any job run twice would be a real
+    // double claim.
+    const config = { WORKER_CONCURRENCY: '3' };
     const fleet = ['worker A', 'worker B', 'worker C'].map((name) => startWorker(name, config));
     const ids = await within(
       Promise.all(fleet.map((w) => w.ready)),
