@@ -93,6 +93,7 @@ describe.runIf(tier === 'postgres')('a server killed with SIGKILL', () => {
       }),
     );
     first.kill('SIGKILL');
+    const killedAt = Date.now();
     expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
     server = null;
 
@@ -115,6 +116,7 @@ describe.runIf(tier === 'postgres')('a server killed with SIGKILL', () => {
     openrouter.setDelay(() => 0);
     const restarted = Date.now();
     server = await startServerProcess(env);
+    const bootMs = Date.now() - restarted;
     const done = await pollUntil(
       60_000 - (Date.now() - restarted),
       jobCounts,
@@ -131,7 +133,8 @@ describe.runIf(tier === 'postgres')('a server killed with SIGKILL', () => {
     expect(await prisma.memoryHistory.count({ where: { action: 'ADDED' } })).toBe(20);
     console.info(
       `[server-crash] at SIGKILL: ${atKill.DONE} done, ${atKill.RUNNING} running, ` +
-        `${atKill.PENDING} pending; all 20 memories written ${recoveredMs} ms after the restart`,
+        `${atKill.PENDING} pending; restarted server ready after ${bootMs} ms; all 20 memories ` +
+        `written ${recoveredMs} ms after the restart (${Date.now() - killedAt} ms after the kill)`,
     );
 
     async function jobCounts() {
@@ -143,7 +146,9 @@ describe.runIf(tier === 'postgres')('a server killed with SIGKILL', () => {
       }
       return n;
     }
-  }, 120_000);
+    // Two server boots through tsx and 20 turns: minutes on a busy machine. The 60 s recovery
+    // bound above is the assertion; this only catches a hang.
+  }, 300_000);
 });
 
 /** Polls `probe` until `done` holds; fails with the last value seen after `ms`. */

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { isExtractionRequest } from './fakes/extraction.js';
 import {
   type ChatBody,
@@ -34,6 +34,13 @@ const WORDS = /My code words are ([0-9a-f ]+)\./;
 const USERS = 4;
 const TURNS_PER_USER = 10;
 const N = USERS * TURNS_PER_USER;
+// Bounds on waits for what takes longer on a busy machine — a worker process booting through
+// tsx, a batch of jobs finishing. They catch a hang; they do not measure speed (under
+// `stress-ng --cpu 2` beside other suites, three workers booting at once took over 20 s).
+const BOOT_MS = 120_000;
+const RUN_MS = 120_000;
+// A test boots up to three processes and waits for batches of jobs (see above).
+vi.setConfig({ testTimeout: 400_000 });
 
 interface Turn {
   userId: string;
@@ -272,8 +279,8 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
     const config = { WORKER_CONCURRENCY: '4', JOB_LEASE_MS: '3000' };
 
     const doomed = startWorker('worker A', config);
-    const doomedId = await within(doomed.ready, 20_000, 'worker A to start');
-    await waitForJobs('worker A to be mid-batch', 20_000, (n) => n.DONE >= 8 && n.RUNNING > 0);
+    const doomedId = await within(doomed.ready, BOOT_MS, 'worker A to start');
+    await waitForJobs('worker A to be mid-batch', RUN_MS, (n) => n.DONE >= 8 && n.RUNNING > 0);
     doomed.kill('SIGKILL');
     expect(await within(doomed.exited, 5_000, 'worker A to die')).toEqual({
       code: null,
@@ -289,8 +296,8 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
 
     const takeover = Date.now();
     const rescuer = startWorker('worker B', config);
-    const rescuerId = await within(rescuer.ready, 20_000, 'worker B to start');
-    const final = await allFinished(N, 30_000);
+    const rescuerId = await within(rescuer.ready, BOOT_MS, 'worker B to start');
+    const final = await allFinished(N, RUN_MS);
     const takeoverMs = Date.now() - takeover;
 
     expect(tally(final)).toEqual({ PENDING: 0, RUNNING: 0, DONE: N, DEAD: 0 });
@@ -334,12 +341,12 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
     const fleet = ['worker A', 'worker B', 'worker C'].map((name) => startWorker(name, config));
     const ids = await within(
       Promise.all(fleet.map((w) => w.ready)),
-      20_000,
+      BOOT_MS,
       'the workers to start',
     );
     const released = Date.now();
     await t.services.prisma.$executeRaw`UPDATE jobs SET run_at = now()`;
-    const final = await allFinished(N, 30_000);
+    const final = await allFinished(N, RUN_MS);
     const drainMs = Date.now() - released;
 
     expect(tally(final)).toEqual({ PENDING: 0, RUNNING: 0, DONE: N, DEAD: 0 });
@@ -368,7 +375,7 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
     async function fourInFlight(): Promise<void> {
       await waitUntil(
         'four extraction calls in flight',
-        20_000,
+        RUN_MS,
         async () => ({ jobs: await jobCounts(), calls: totalCalls() }),
         (s) => s.calls === 4 && s.jobs.RUNNING === 4,
       );
@@ -393,7 +400,7 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
         WORKER_CONCURRENCY: '4',
         SHUTDOWN_TIMEOUT_MS: '500',
       });
-      await within(worker.ready, 20_000, 'worker A to start');
+      await within(worker.ready, BOOT_MS, 'worker A to start');
       await fourInFlight();
       const exitMs = await stop(worker);
       expect(exitMs).toBeLessThan(500 + 2_000);
@@ -405,7 +412,7 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
 
       openrouter.setDelay(() => 0);
       startWorker('worker B', {});
-      const final = await allFinished(8, 20_000);
+      const final = await allFinished(8, RUN_MS);
       expect(tally(final)).toEqual({ PENDING: 0, RUNNING: 0, DONE: 8, DEAD: 0 });
       // The released attempt was not counted: one attempt each, so no job drifts toward DEAD.
       expect(final.filter((j) => j.attempts !== 1)).toEqual([]);
@@ -425,7 +432,7 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
         WORKER_CONCURRENCY: '4',
         SHUTDOWN_TIMEOUT_MS: '10000',
       });
-      await within(worker.ready, 20_000, 'worker A to start');
+      await within(worker.ready, BOOT_MS, 'worker A to start');
       await fourInFlight();
       const inFlight = (await jobStates()).filter((j) => j.status === 'RUNNING');
       const exitMs = await stop(worker);
@@ -444,7 +451,7 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
 
       openrouter.setDelay(() => 0);
       startWorker('worker B', {});
-      const final = await allFinished(8, 20_000);
+      const final = await allFinished(8, RUN_MS);
       expect(tally(final)).toEqual({ PENDING: 0, RUNNING: 0, DONE: 8, DEAD: 0 });
       expect(final.filter((j) => j.attempts !== 1)).toEqual([]);
       await expectEachMemoryOnce(turns);
