@@ -12,6 +12,13 @@
  * V8 heap from the server's /metrics, the extraction queue at the end, and whether the server
  * exits 0 on SIGTERM. All traffic goes to 127.0.0.1.
  *
+ * Extraction freshness: every 2 s the extraction lag (age of the oldest due pending job) and the
+ * jobs table's rows and size, during the load and the drain. `--worker-process` runs the worker
+ * as its own process (`node …/src/worker-main.js`, WORKER_ENABLED=false on the server), as
+ * fly.toml's `worker` process group does; otherwise the server's in-process worker runs, with
+ * its fair share (WORKER_FAIR_SHARE). `--env JOB_RETENTION_MS=30000` shows pruning keeping the
+ * table bounded within a run.
+ *
  *   bash scripts/ci/with-postgres.sh npx tsx bench/load.ts --duration 180
  *   bash scripts/ci/with-postgres.sh npx tsx bench/load.ts --short        # ~20 s smoke run
  *
@@ -132,6 +139,59 @@ interface Sample {
   rssMiB: number;
 }
 
+interface QueueSample {
+  t: number;
+  /** Age of the oldest pending job that is due (0: none waiting). */
+  lagSeconds: number;
+  rows: number;
+  done: number;
+  tableMiB: number;
+  workerRssMiB: number;
+}
+
+/** `node …/worker-main.js` with the server's settings; ready at its "worker started" log line. */
+async function spawnWorker(
+  entry: string,
+  env: Record<string, string>,
+): Promise<{
+  pid: number;
+  stop(): Promise<{ code: number | null; signal: string | null }>;
+}> {
+  const args = entry.endsWith('.ts') ? ['--import', 'tsx', entry] : [entry];
+  const child = spawn(process.execPath, args, {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  child.stderr?.on('data', (c: Buffer) => {
+    err = (err + c.toString()).slice(-4000);
+  });
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (c: Buffer) => {
+      out = (out + c.toString()).slice(-4000);
+      if (out.includes('"worker started"')) resolve();
+    });
+    void exited.then((e) => reject(new Error(`${entry} exited (${e.code ?? e.signal}): ${err}`)));
+  });
+  // Its per-job log lines are not kept (the pipe is drained, as /dev/null would).
+  child.stdout?.removeAllListeners('data');
+  child.stdout?.resume();
+  return {
+    pid: child.pid as number,
+    stop: async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const e = await exited;
+      clearTimeout(timer);
+      return e;
+    },
+  };
+}
+
 interface MetricSample {
   t: number;
   heapUsedMiB: number;
@@ -205,6 +265,7 @@ async function main() {
       'node-options': { type: 'string' },
       'server-entry': { type: 'string' },
       tsx: { type: 'boolean', default: false },
+      'worker-process': { type: 'boolean', default: false },
       short: { type: 'boolean', default: false },
       json: { type: 'string' },
       'max-seconds': { type: 'string' },
@@ -215,7 +276,7 @@ async function main() {
     process.stdout.write(
       'usage: tsx bench/load.ts [--database-url URL (default PG_ADMIN_URL, then DATABASE_URL)] [--duration 180] [--warmup 10]\n' +
         '  [--connections 64] [--timeout 30] [--drain 20] [--memories-per-extraction 3] [--node-options "--max-old-space-size=160"]\n' +
-        '  [--env KEY=VALUE ...] [--tsx] [--server-entry file] [--short (20 s + 5 s warm-up, no drain)] [--json out.json] [--max-seconds n]\n' +
+        '  [--env KEY=VALUE ...] [--tsx] [--server-entry file] [--worker-process] [--short (20 s + 5 s warm-up, no drain)] [--json out.json] [--max-seconds n]\n' +
         'e.g. bash scripts/ci/with-postgres.sh npx tsx bench/load.ts --duration 180\n',
     );
     return;
@@ -273,7 +334,7 @@ async function main() {
       JWT_SECRET,
       DATABASE_URL: scratch.url,
       ...fakes.env,
-      WORKER_ENABLED: 'true',
+      WORKER_ENABLED: values['worker-process'] ? 'false' : 'true',
       ...CHAT_LIMITS,
     };
     // --env KEY=VALUE (repeatable): a server setting changed for an experiment; reported.
@@ -291,6 +352,15 @@ async function main() {
       exit = { code, signal };
     });
     cleanups.push(() => server.stop());
+    // The worker as its own process, with the server's settings (fly.toml's worker group).
+    const workerProcess = values['worker-process']
+      ? await spawnWorker(entry.replace(/index\.(js|ts)$/, 'worker-main.$1'), serverEnv)
+      : null;
+    if (workerProcess) {
+      cleanups.push(async () => {
+        await workerProcess.stop();
+      });
+    }
     const url = `http://127.0.0.1:${server.port}/graphql`;
     const rssAfterBoot = rssMiB(server.pid);
 
@@ -358,9 +428,46 @@ async function main() {
       });
     };
     const metricsTimer = setInterval(() => void scrape(), 5000);
+    // Extraction lag and the jobs table, every 2 s, on a connection of its own.
+    const monitor = new pg.Client({ connectionString: scratch.url });
+    await monitor.connect();
+    cleanups.push(() => monitor.end());
+    const queue: QueueSample[] = [];
+    let sampling = false;
+    const sampleQueue = async () => {
+      if (sampling) return;
+      sampling = true;
+      try {
+        const t = now();
+        const row = (
+          await monitor.query<{ lag: number | null; rows: number; done: number; bytes: string }>(
+            `SELECT extract(epoch FROM now() - min(run_at) FILTER (WHERE status = 'PENDING' AND run_at <= now()))::float8 AS lag,
+                    count(*)::int AS rows, count(*) FILTER (WHERE status = 'DONE')::int AS done,
+                    pg_total_relation_size('jobs')::text AS bytes
+             FROM jobs`,
+          )
+        ).rows[0];
+        if (row) {
+          queue.push({
+            t,
+            lagSeconds: Math.max(0, row.lag ?? 0),
+            rows: row.rows,
+            done: row.done,
+            tableMiB: Number(row.bytes) / 2 ** 20,
+            workerRssMiB: workerProcess ? rssMiB(workerProcess.pid) : Number.NaN,
+          });
+        }
+      } catch {
+        // a sample lost to a busy database is just a gap
+      } finally {
+        sampling = false;
+      }
+    };
+    const queueTimer = setInterval(() => void sampleQueue(), 2000);
     cleanups.push(async () => {
       clearInterval(rssTimer);
       clearInterval(metricsTimer);
+      clearInterval(queueTimer);
     });
 
     // ---- autocannon: connection k is user k % n for the whole run (setupClient runs once per
@@ -493,6 +600,7 @@ async function main() {
     if (drainSeconds > 0) {
       log(`load over; watching the worker drain the backlog for ${drainSeconds} s`);
       await new Promise((r) => setTimeout(r, drainSeconds * 1000));
+      await sampleQueue();
       const after = await queueState();
       const jobsDone = (after.done ?? 0) + (after.dead ?? 0) - (jobs.done ?? 0) - (jobs.dead ?? 0);
       drain = {
@@ -505,6 +613,7 @@ async function main() {
     }
     clearInterval(rssTimer);
     clearInterval(metricsTimer);
+    clearInterval(queueTimer);
     const deadErrors = (
       await db.query<{ last_error: string; n: number }>(
         "SELECT last_error, count(*)::int AS n FROM jobs WHERE status = 'DEAD' GROUP BY 1 ORDER BY 2 DESC LIMIT 3",
@@ -516,6 +625,7 @@ async function main() {
     const stopStarted = performance.now();
     await server.stop();
     const stopMs = performance.now() - stopStarted;
+    const workerExit = workerProcess ? await workerProcess.stop() : null;
     const exited = exit as { code: number | null; signal: string | null } | null;
     const exitCode = exited?.code ?? null;
     const machineAfter = machineInfo();
@@ -560,6 +670,31 @@ async function main() {
       if (span >= 10) perMinute.push(round(secs.reduce((a, b) => a + (b ?? 0), 0) / span, 1));
     }
     const rssTarget = growthPoint < 10 && growthMean < 10;
+    const duringLoad = queue.filter((q) => q.t >= 0 && q.t <= loadSeconds + 0.01);
+    const afterLoad = queue.filter((q) => q.t > loadSeconds + 0.01);
+    const lag = {
+      meanDuringLoad: mean(duringLoad.map((q) => q.lagSeconds)),
+      maxDuringLoad: Math.max(0, ...duringLoad.map((q) => q.lagSeconds)),
+      atEndOfLoad: duringLoad.at(-1)?.lagSeconds ?? Number.NaN,
+      afterDrain: afterLoad.at(-1)?.lagSeconds ?? Number.NaN,
+    };
+    const table = {
+      rowsPeak: Math.max(0, ...queue.filter((q) => q.t >= 0).map((q) => q.rows)),
+      rowsAtEnd: queue.at(-1)?.rows ?? Number.NaN,
+      doneAtEnd: queue.at(-1)?.done ?? Number.NaN,
+      mibPeak: Math.max(0, ...queue.filter((q) => q.t >= 0).map((q) => q.tableMiB)),
+      mibAtEnd: queue.at(-1)?.tableMiB ?? Number.NaN,
+      /** Rows at each quarter of the measured load: flat when pruning keeps up. */
+      rowsByQuarter: [0.25, 0.5, 0.75, 1].map(
+        (q) =>
+          duringLoad.reduce(
+            (best, s) =>
+              Math.abs(s.t - q * loadSeconds) < Math.abs(best.t - q * loadSeconds) ? s : best,
+            duringLoad[0] ?? { t: 0, rows: Number.NaN },
+          ).rows,
+      ),
+    };
+    const workerRssPeak = Math.max(0, ...queue.map((q) => q.workerRssMiB).filter(Number.isFinite));
     const errorTarget = errorsTotal === 0;
 
     // ---- Report (markdown).
@@ -577,7 +712,7 @@ async function main() {
         .map(([k, v]) => `${k}=${v}`)
         .join(
           ', ',
-        )}), NODE_OPTIONS=${nodeOptions}, worker on, Voyage + OpenRouter fakes answering at once ` +
+        )}), NODE_OPTIONS=${nodeOptions}, worker ${workerProcess ? 'as its own process (worker-main, WORKER_ENABLED=false on the server)' : 'in-process'}, Voyage + OpenRouter fakes answering at once ` +
         `(${values['memories-per-extraction']} memories per extraction).`,
     );
     out.push(
@@ -629,6 +764,17 @@ async function main() {
       );
     }
     out.push(
+      `| extraction lag (oldest due pending job) | during the load: mean ${f(lag.meanDuringLoad)} s, max ${f(lag.maxDuringLoad)} s; at its end ${f(lag.atEndOfLoad)} s; after the drain ${f(lag.afterDrain)} s |`,
+    );
+    out.push(
+      `| jobs table | rows at each quarter of the load ${table.rowsByQuarter.join(' / ')}, peak ${table.rowsPeak}, at the end ${table.rowsAtEnd} (${table.doneAtEnd} done); size peak ${f(table.mibPeak)} MiB, at the end ${f(table.mibAtEnd)} MiB |`,
+    );
+    if (workerProcess) {
+      out.push(
+        `| worker process | RSS peak ${f(workerRssPeak)} MiB; SIGTERM exit ${workerExit?.code ?? workerExit?.signal ?? 'unknown'} |`,
+      );
+    }
+    out.push(
       `| SIGTERM | exit ${exitCode ?? exited?.signal ?? 'unknown'} after ${f(stopMs, 0)} ms |`,
     );
     out.push(
@@ -669,6 +815,7 @@ async function main() {
           flyEnv: flyRest,
           chatLimits: CHAT_LIMITS,
           envOverrides: overrides,
+          workerProcess: Boolean(workerProcess),
         },
         throughput: {
           turns: counters.ok,
@@ -728,6 +875,24 @@ async function main() {
           })),
         },
         queueAtEnd: { ...jobs, deadErrors },
+        extractionLagSeconds: {
+          meanDuringLoad: round(lag.meanDuringLoad, 2),
+          maxDuringLoad: round(lag.maxDuringLoad, 2),
+          atEndOfLoad: round(lag.atEndOfLoad, 2),
+          afterDrain: round(lag.afterDrain, 2),
+        },
+        jobsTable: {
+          ...table,
+          mibPeak: round(table.mibPeak, 2),
+          mibAtEnd: round(table.mibAtEnd, 2),
+        },
+        workerProcess: workerProcess
+          ? { rssPeakMiB: round(workerRssPeak, 1), exit: workerExit }
+          : null,
+        /** [t, lag s, rows, MiB] every 2 s from the start of the measured phase. */
+        queueSamples: queue
+          .filter((q) => q.t >= 0)
+          .map((q) => [round(q.t, 1), round(q.lagSeconds, 1), q.rows, round(q.tableMiB, 2)]),
         drain,
         shutdown: { exitCode, signal: exited?.signal ?? null, ms: round(stopMs, 0) },
         targets: {

@@ -5,7 +5,9 @@
  * HTTP at several concurrencies for a fixed time; the same load against a bare graphql-yoga
  * server with a do-nothing mutation in the same run is the baseline (ratios). Also: SQL
  * statements per turn (counted at the pg driver, in-process), server and Postgres CPU per
- * turn, RSS, and cold start to the first answered sendMessage.
+ * turn, RSS, and cold start to the first answered sendMessage. The per-user turn limit is one
+ * of those statements (`INSERT rate_limits … ON CONFLICT`, the token bucket shared by every
+ * process): its own latency and this process's CPU per call are measured alone too.
  *
  *   bash scripts/ci/with-postgres.sh sh -c 'npx tsx bench/turn-overhead.ts --database-url "$PG_ADMIN_URL"'
  *
@@ -20,6 +22,7 @@ import { createVerifier, mintToken } from '../src/auth/tokens.js';
 import { createServices, graphqlLimitsFrom } from '../src/composition.js';
 import { openDatabase } from '../src/db/client.js';
 import { parseEnv } from '../src/env.js';
+import { PostgresRateStore } from '../src/limits-store.js';
 import { silentLogger } from '../src/logger.js';
 import { insertMemory } from '../src/memory/store.js';
 import { DEFAULT_PERSONAS } from '../src/personas/defaults.js';
@@ -238,6 +241,29 @@ async function main() {
       countToken,
     );
     const replayStatements = bench.tap.count;
+    // The shared turn limit alone: the one statement it adds to a turn, timed in isolation
+    // (sequential, c=1), with this process's CPU per call (Prisma's raw query path + pg).
+    const store = new PostgresRateStore(inDb.prisma);
+    const limiterUsers = Array.from({ length: 32 }, () => randomUUID());
+    for (const u of limiterUsers) await store.take(u, 'turns', 10_000);
+    bench.tap.reset();
+    bench.tap.record = true;
+    const limiterCalls = 500;
+    const limiterLatency: number[] = [];
+    const cpuBefore = process.cpuUsage();
+    for (let i = 0; i < limiterCalls; i++) {
+      const t0 = performance.now();
+      await store.take(limiterUsers[i % limiterUsers.length] as string, 'turns', 10_000);
+      limiterLatency.push(performance.now() - t0);
+    }
+    const cpu = process.cpuUsage(cpuBefore);
+    bench.tap.record = false;
+    const rateLimit = {
+      calls: limiterCalls,
+      statementsPerCall: bench.tap.count / limiterCalls,
+      latencyMs: summarize(limiterLatency),
+      cpuMsPerCall: (cpu.user + cpu.system) / 1000 / limiterCalls,
+    };
     await inDb.close();
     cleanups.pop();
 
@@ -476,6 +502,16 @@ async function main() {
       `SQL statements per turn (pg driver calls = client↔server round trips, in-process app, turns 2-${turnsToCount}): ` +
         `mean ${steady.mean.toFixed(1)}, min ${Math.min(...perTurn.slice(1))}, max ${steady.max}; first turn of the session ${perTurn[0]}; idempotent replay ${replayStatements}`,
     );
+    const c1 = phases.find((p) => p.server === 'app' && p.concurrency === 1);
+    out.push(
+      `shared per-user turn limit (INSERT rate_limits … ON CONFLICT, ${rateLimit.calls} calls alone, c=1): ` +
+        `${rateLimit.statementsPerCall.toFixed(2)} statement per turn, p50 ${rateLimit.latencyMs.p50.toFixed(2)} ms, ` +
+        `p99 ${rateLimit.latencyMs.p99.toFixed(2)} ms, ${rateLimit.cpuMsPerCall.toFixed(3)} ms of Node CPU per call` +
+        (c1
+          ? ` = ${((rateLimit.latencyMs.p50 / c1.latencyMs.p50) * 100).toFixed(1)} % of a turn's p50 and ` +
+            `${((rateLimit.cpuMsPerCall / c1.serverCpuMsPerRequest) * 100).toFixed(1)} % of its server CPU (c=1)`
+          : ''),
+    );
     out.push(
       `  last turn: ${Object.entries(breakdown)
         .sort((a, b) => b[1] - a[1])
@@ -535,6 +571,16 @@ async function main() {
           firstTurnOfSession: perTurn[0],
           idempotentReplay: replayStatements,
           lastTurnBreakdown: breakdown,
+        },
+        sharedTurnLimit: {
+          statement:
+            'INSERT rate_limits … ON CONFLICT DO UPDATE … RETURNING (PostgresRateStore.take)',
+          calls: rateLimit.calls,
+          statementsPerCall: round(rateLimit.statementsPerCall, 2),
+          latencyMs: Object.fromEntries(
+            Object.entries(rateLimit.latencyMs).map(([k, v]) => [k, round(v, 3)]),
+          ),
+          cpuMsPerCall: round(rateLimit.cpuMsPerCall, 3),
         },
         recalledPerTurn: round(recalledTotal / Math.max(1, recalledTurns), 2),
         coldStart,

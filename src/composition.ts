@@ -4,9 +4,11 @@ import { RunningTurns } from './chat/running-turns.js';
 import { type Database, openDatabase } from './db/client.js';
 import { type Env, parseServiceKeys } from './env.js';
 import type { GraphQLLimits } from './graphql/armor.js';
+import { pruneTables } from './jobs/prune.js';
 import { queueDepth } from './jobs/queue.js';
 import { Worker } from './jobs/worker.js';
 import { UserLimits } from './limits.js';
+import { PostgresRateStore } from './limits-store.js';
 import type { Logger } from './logger.js';
 import { EXTRACT_MEMORIES, extractMemoriesHandler } from './memory/extract-job.js';
 import { LlmExtractor } from './memory/extract-llm.js';
@@ -51,16 +53,36 @@ export function openConfiguredDatabase(env: Env, logger: Logger): Promise<Databa
     : openDatabase({ dataDir: env.DATA_DIR, logger });
 }
 
-export function createWorker(env: Env, services: Services): Worker {
+/**
+ * The extraction worker. `inProcess`: it shares the event loop with the server's turns, so it
+ * takes its fair share (WORKER_FAIR_SHARE) of the work in flight.
+ */
+export function createWorker(
+  env: Env,
+  services: Services,
+  options: { inProcess?: boolean } = {},
+): Worker {
   return new Worker({
     prisma: services.prisma,
     handlers: { [EXTRACT_MEMORIES]: extractMemoriesHandler(services) },
     logger: services.logger,
     concurrency: env.WORKER_CONCURRENCY,
     pollMs: env.WORKER_POLL_MS,
-    claimTimeoutMs: env.JOB_CLAIM_TIMEOUT_MS,
+    leaseMs: env.JOB_LEASE_MS,
     retryBaseMs: env.JOB_RETRY_BASE_MS,
     metrics: services.metrics,
+    fairShare:
+      options.inProcess && env.WORKER_FAIR_SHARE > 0
+        ? {
+            inFlight: () => services.limits.turnsInFlight(),
+            ratio: env.WORKER_FAIR_SHARE,
+            max: env.WORKER_CONCURRENCY * 4,
+          }
+        : undefined,
+    housekeeping: {
+      everyMs: Math.min(60_000, Math.max(1_000, env.JOB_RETENTION_MS / 4)),
+      run: () => pruneTables(services.prisma, env.JOB_RETENTION_MS, services.logger),
+    },
   });
 }
 
@@ -80,7 +102,7 @@ export function createServices(
     startsPerMinute: env.CHAT_STARTS_PER_MINUTE,
     embedsPerMinute: env.MEMORY_EMBEDS_PER_MINUTE,
     maxConcurrentTurns: env.CHAT_MAX_CONCURRENT_TURNS,
-    trackedUsers: env.RATE_LIMIT_TRACKED_USERS,
+    store: new PostgresRateStore(db.prisma),
     onLimited: (limit) => metrics.rateLimited.inc({ limit }),
   });
   metrics.registerLimitGauges(() => limits.stats());

@@ -207,13 +207,29 @@ export const envSchema = z.object({
     .default(2)
     .describe('Jobs processed at once.'),
   WORKER_POLL_MS: z.coerce.number().int().min(10).default(1000).describe('Idle poll interval.'),
-  JOB_CLAIM_TIMEOUT_MS: z.coerce
+  WORKER_FAIR_SHARE: z.coerce
+    .number()
+    .min(0)
+    .max(1)
+    .default(0.25)
+    .describe(
+      'In-process worker only: while turns run in the same process, keep up to ceil(turns in flight × this) jobs in flight (at least WORKER_CONCURRENCY, at most 4× it), so extraction keeps about this share of the event loop under load. 0: always WORKER_CONCURRENCY.',
+    ),
+  JOB_LEASE_MS: z.coerce
     .number()
     .int()
     .min(1000)
-    .default(300000)
+    .default(30000)
     .describe(
-      'A claimed job not finished within this is claimed again (its worker is presumed dead).',
+      'Lease of a claimed job, renewed by its worker every third of it while the job runs; a job is claimed again only when its lease lapsed (its worker died), so about this long after a crash.',
+    ),
+  JOB_RETENTION_MS: z.coerce
+    .number()
+    .int()
+    .min(1000)
+    .default(604800000)
+    .describe(
+      'Finished (DONE) jobs are deleted this long after they finished (default 7 days), in small batches by the worker. Dead jobs stay until an admin retries or discards them.',
     ),
   JOB_RETRY_BASE_MS: z.coerce
     .number()
@@ -261,15 +277,8 @@ export const envSchema = z.object({
     .min(1)
     .max(100)
     .default(2)
-    .describe('Turns of one user answered at the same time; more: RATE_LIMITED.'),
-  RATE_LIMIT_TRACKED_USERS: z.coerce
-    .number()
-    .int()
-    .min(100)
-    .max(1000000)
-    .default(10000)
     .describe(
-      'Users whose rate-limit state is kept in memory (least recently seen forgotten first). Limits are per process.',
+      'Turns of one user answered at the same time by one server process (a per-machine resource guard); more: RATE_LIMITED.',
     ),
   MAX_BODY_BYTES: z.coerce
     .number()

@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   }
 
   const services = createServices(env, db, logger, undefined, { defaultMetrics: true });
-  const worker = env.WORKER_ENABLED ? createWorker(env, services) : null;
+  const worker = env.WORKER_ENABLED ? createWorker(env, services, { inProcess: true }) : null;
   if (worker) {
     services.setWake(() => worker.wake());
     worker.start();

@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { AppError } from './errors.js';
+import type { LimitKind, RateStore } from './limits-store.js';
 import { orAfter } from './timeout.js';
 
 export interface UserLimitsConfig {
@@ -9,10 +10,14 @@ export interface UserLimitsConfig {
   turnsPerMinute: number;
   /** startChat calls a user may make per minute. */
   startsPerMinute: number;
-  /** Turns of one user running at the same time. */
+  /** Turns of one user running at the same time, in this process. */
   maxConcurrentTurns: number;
-  /** Users whose rate state is kept; the least recently seen are forgotten first. */
-  trackedUsers: number;
+  /**
+   * Where the per-minute buckets live: the server passes a PostgresRateStore (shared by every
+   * process). Without one, an in-memory store for `trackedUsers` users (tests of the primitives).
+   */
+  store?: RateStore;
+  trackedUsers?: number;
   /** Told about every refusal (metrics). */
   onLimited?: (limit: 'turns' | 'concurrent_turns' | 'starts' | 'memory_embeds') => void;
 }
@@ -23,11 +28,9 @@ interface Bucket {
 }
 
 /**
- * A token bucket per key: `perMinute` tokens of burst, refilled evenly over a minute. State
- * lives in a bounded LRU, so memory stays flat however many users arrive; a forgotten user
- * only gets a fresh (full) bucket. Per process: with N machines a user gets at most N× the
- * limit, which is acceptable for abuse protection (the memory-write limit in the worker is
- * the one enforced in the database).
+ * A token bucket per key in memory: `perMinute` tokens of burst, refilled evenly over a minute,
+ * in a bounded LRU (a forgotten key gets a full bucket). Per process, so the server keeps its
+ * buckets in Postgres instead (PostgresRateStore); this one serves MemoryRateStore.
  */
 export class RateLimiter {
   readonly #buckets: LRUCache<string, Bucket>;
@@ -54,6 +57,26 @@ export class RateLimiter {
 
   get size(): number {
     return this.#buckets.size;
+  }
+}
+
+/** RateLimiters in memory, one per limit: per process only. */
+export class MemoryRateStore implements RateStore {
+  readonly #limiters = new Map<string, RateLimiter>();
+  constructor(private readonly maxKeys: number) {}
+
+  async take(userId: string, kind: LimitKind, perMinute: number): Promise<number> {
+    const key = `${kind}:${perMinute}`;
+    let limiter = this.#limiters.get(key);
+    if (!limiter) {
+      limiter = new RateLimiter(perMinute, this.maxKeys);
+      this.#limiters.set(key, limiter);
+    }
+    return limiter.take(userId);
+  }
+
+  get size(): number {
+    return Math.max(0, ...[...this.#limiters.values()].map((l) => l.size));
   }
 }
 
@@ -92,6 +115,11 @@ export class ConcurrencyGate {
   get size(): number {
     return this.#running.size;
   }
+
+  /** Work in flight over every key. */
+  get total(): number {
+    return this.#total;
+  }
 }
 
 function rateLimited(message: string, retryAfterMs: number): AppError {
@@ -104,20 +132,26 @@ function rateLimited(message: string, retryAfterMs: number): AppError {
 
 /**
  * Per-user limits of the entry points that cost real work or money (DESIGN.md "Auth and
- * limits"): chat turns, new chats, memory searches. Memory writes are limited in the worker.
+ * limits"): chat turns, new chats, memory searches. The per-minute limits are token buckets
+ * in Postgres, so they hold across every process on the database, at one statement per check.
+ * The concurrent-turn cap stays per process: it guards this process's CPU and memory (a
+ * machine's resource, not a user's quota), and a database slot would cost a second statement
+ * per turn to release and a lease to survive a crash. Memory writes are limited in the worker.
  */
 export class UserLimits {
-  readonly #turns: RateLimiter;
-  readonly #starts: RateLimiter;
-  readonly #embeds: RateLimiter;
+  readonly #store: RateStore;
+  readonly #perMinute: Record<LimitKind, number>;
   readonly #inFlight: ConcurrencyGate;
   readonly #onLimited: NonNullable<UserLimitsConfig['onLimited']>;
 
   constructor(config: UserLimitsConfig) {
     this.#onLimited = config.onLimited ?? (() => {});
-    this.#turns = new RateLimiter(config.turnsPerMinute, config.trackedUsers);
-    this.#starts = new RateLimiter(config.startsPerMinute, config.trackedUsers);
-    this.#embeds = new RateLimiter(config.embedsPerMinute, config.trackedUsers);
+    this.#store = config.store ?? new MemoryRateStore(config.trackedUsers ?? 10_000);
+    this.#perMinute = {
+      turns: config.turnsPerMinute,
+      starts: config.startsPerMinute,
+      embeds: config.embedsPerMinute,
+    };
     this.#inFlight = new ConcurrencyGate(config.maxConcurrentTurns);
   }
 
@@ -125,10 +159,10 @@ export class UserLimits {
    * Admits one turn or throws RATE_LIMITED. The caller must call the returned release when the
    * turn has ended (persisted or failed), not when its client went away.
    */
-  admitTurn(userId: string): () => void {
+  async admitTurn(userId: string): Promise<() => void> {
     const release = this.acquireTurnSlot(userId);
     try {
-      this.chargeTurn(userId);
+      await this.chargeTurn(userId);
     } catch (err) {
       release();
       throw err;
@@ -137,8 +171,8 @@ export class UserLimits {
   }
 
   /** The per-minute part of admitTurn alone (a re-send waiting for its running turn). */
-  chargeTurn(userId: string): void {
-    const wait = this.#turns.take(userId);
+  async chargeTurn(userId: string): Promise<void> {
+    const wait = await this.#store.take(userId, 'turns', this.#perMinute.turns);
     if (wait > 0) {
       this.#onLimited('turns');
       throw rateLimited('Too many messages.', wait);
@@ -158,16 +192,16 @@ export class UserLimits {
     return release;
   }
 
-  admitStart(userId: string): void {
-    const wait = this.#starts.take(userId);
+  async admitStart(userId: string): Promise<void> {
+    const wait = await this.#store.take(userId, 'starts', this.#perMinute.starts);
     if (wait > 0) {
       this.#onLimited('starts');
       throw rateLimited('Too many new chats.', wait);
     }
   }
 
-  admitEmbed(userId: string): void {
-    const wait = this.#embeds.take(userId);
+  async admitEmbed(userId: string): Promise<void> {
+    const wait = await this.#store.take(userId, 'embeds', this.#perMinute.embeds);
     if (wait > 0) {
       this.#onLimited('memory_embeds');
       throw rateLimited('Too many memory searches or edits.', wait);
@@ -182,10 +216,20 @@ export class UserLimits {
     return this.#inFlight.whenIdle(timeoutMs);
   }
 
-  /** How much state the limits hold (exported as gauges on /metrics). */
+  /** Turns running in this process (the in-process worker's fair share follows it). */
+  turnsInFlight(): number {
+    return this.#inFlight.total;
+  }
+
+  /**
+   * How much state the limits hold in this process (exported as gauges on /metrics): users
+   * with buckets in memory (0 with the Postgres store, whose table the worker prunes) and users
+   * with a turn running.
+   */
   stats(): { trackedUsers: number; usersWithTurnsInFlight: number } {
+    const store = this.#store;
     return {
-      trackedUsers: Math.max(this.#turns.size, this.#starts.size, this.#embeds.size),
+      trackedUsers: store instanceof MemoryRateStore ? store.size : 0,
       usersWithTurnsInFlight: this.#inFlight.size,
     };
   }

@@ -80,7 +80,7 @@ export class Metrics {
   registerLimitGauges(read: () => { trackedUsers: number; usersWithTurnsInFlight: number }) {
     new Gauge({
       name: 'companion_rate_limit_tracked_users',
-      help: 'Users whose rate-limit state this process keeps (bounded by RATE_LIMIT_TRACKED_USERS).',
+      help: 'Users whose rate-limit buckets this process keeps in memory (0: the buckets live in Postgres).',
       registers: [this.registry],
       collect() {
         this.set(read().trackedUsers);

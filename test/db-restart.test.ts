@@ -80,8 +80,8 @@ describe.runIf(tier === 'postgres' && RESTART_SCRIPT)('a Postgres restart under 
       env: {
         WORKER_CONCURRENCY: '4',
         // A job whose worker lost the database mid-run (and could not record the failure)
-        // stays RUNNING until its claim expires: short, so the test sees it reclaimed.
-        JOB_CLAIM_TIMEOUT_MS: '3000',
+        // stays RUNNING until its lease lapses: short, so the test sees it reclaimed.
+        JOB_LEASE_MS: '3000',
         MEMORY_WRITES_PER_MINUTE: '10000',
       },
     });

@@ -297,7 +297,7 @@ describe('corrections', () => {
       logger: silentLogger,
       concurrency: 1,
       pollMs: 10,
-      claimTimeoutMs: 60_000,
+      leaseMs: 60_000,
       retryBaseMs: 0,
     });
     expect(await worker.runOnce()).toBe(1);

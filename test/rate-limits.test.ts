@@ -191,7 +191,7 @@ describe('limit primitives', () => {
     expect(gate.size).toBe(1);
   });
 
-  it('a refused turn does not use up a rate token', () => {
+  it('a refused turn does not use up a rate token', async () => {
     const limits = new UserLimits({
       turnsPerMinute: 2,
       startsPerMinute: 1,
@@ -199,11 +199,11 @@ describe('limit primitives', () => {
       maxConcurrentTurns: 1,
       trackedUsers: 100,
     });
-    const release = limits.admitTurn('u');
-    expect(() => limits.admitTurn('u')).toThrow(/at a time/);
+    const release = await limits.admitTurn('u');
+    await expect(limits.admitTurn('u')).rejects.toThrow(/at a time/);
     release();
-    limits.admitTurn('u')();
-    expect(() => limits.admitTurn('u')).toThrow(/Too many messages/);
+    (await limits.admitTurn('u'))();
+    await expect(limits.admitTurn('u')).rejects.toThrow(/Too many messages/);
     expect(limits.stats()).toEqual({ trackedUsers: 1, usersWithTurnsInFlight: 0 });
   });
 });

@@ -29,8 +29,8 @@ describe('the extraction job survives a dead worker', () => {
     // While the claim is fresh, nobody else takes the job.
     expect(await t.drainJobs()).toBe(0);
 
-    // Its claim expires.
-    await t.services.prisma.$executeRaw`UPDATE jobs SET locked_at = now() - interval '1 hour'`;
+    // Its lease lapses (its worker never renewed it).
+    await t.services.prisma.$executeRaw`UPDATE jobs SET lease_until = now() - interval '1 second'`;
     expect(await t.drainJobs()).toBe(1);
     const written = await memoriesOf(user.id);
     expect(written.map((m) => m.content)).toEqual(
@@ -45,7 +45,7 @@ describe('the extraction job survives a dead worker', () => {
       logger: silentLogger,
       concurrency: 1,
       pollMs: 10,
-      claimTimeoutMs: 60_000,
+      leaseMs: 60_000,
       retryBaseMs: 0,
       workerId: 'dead-worker',
     });
@@ -81,7 +81,7 @@ describe('the extraction job survives a dead worker', () => {
     await send(t, user.token, sessionId, 'I grow tomatoes');
     const prisma = t.services.prisma;
     const [first] = await claimJobs(prisma, 'same-worker', 1, 60_000);
-    await prisma.$executeRaw`UPDATE jobs SET locked_at = now() - interval '1 hour'`;
+    await prisma.$executeRaw`UPDATE jobs SET lease_until = now() - interval '1 second'`;
     const [second] = await claimJobs(prisma, 'same-worker', 1, 60_000);
     if (!first || !second) throw new Error('expected two claims');
     expect(second.id).toBe(first.id);

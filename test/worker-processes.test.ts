@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { isExtractionRequest } from './fakes/extraction.js';
 import {
   type ChatBody,
@@ -34,6 +34,13 @@ const WORDS = /My code words are ([0-9a-f ]+)\./;
 const USERS = 4;
 const TURNS_PER_USER = 10;
 const N = USERS * TURNS_PER_USER;
+// Bounds on waits for what takes longer on a busy machine — a worker process booting through
+// tsx, a batch of jobs finishing. They catch a hang; they do not measure speed (under
+// `stress-ng --cpu 2` beside other suites, three workers booting at once took over 20 s).
+const BOOT_MS = 120_000;
+const RUN_MS = 120_000;
+// A test boots up to three processes and waits for batches of jobs (see above).
+vi.setConfig({ testTimeout: 400_000 });
 
 interface Turn {
   userId: string;
@@ -266,14 +273,14 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
     const began = Date.now();
     openrouter.setDelay((body) => (isExtractionRequest(body) ? 200 : 0));
     const turns = await createTurns(USERS, TURNS_PER_USER);
-    // The claimer's timeout decides when a claim counts as stale: short, so worker B takes over
-    // the dead worker's claims within the test, yet well above one job's time even on a busy
-    // machine (~1 s), so that worker B never takes its own live jobs for stale ones.
-    const config = { WORKER_CONCURRENCY: '4', JOB_CLAIM_TIMEOUT_MS: '3000' };
+    // A short lease, so worker B takes over the dead worker's claims within the test. Worker B
+    // renews its own leases while it works, so however slow its jobs get on a busy machine it
+    // never takes them for stale ones (with a fixed claim timeout it did: attempts 3, not 2).
+    const config = { WORKER_CONCURRENCY: '4', JOB_LEASE_MS: '3000' };
 
     const doomed = startWorker('worker A', config);
-    const doomedId = await within(doomed.ready, 20_000, 'worker A to start');
-    await waitForJobs('worker A to be mid-batch', 20_000, (n) => n.DONE >= 8 && n.RUNNING > 0);
+    const doomedId = await within(doomed.ready, BOOT_MS, 'worker A to start');
+    await waitForJobs('worker A to be mid-batch', RUN_MS, (n) => n.DONE >= 8 && n.RUNNING > 0);
     doomed.kill('SIGKILL');
     expect(await within(doomed.exited, 5_000, 'worker A to die')).toEqual({
       code: null,
@@ -289,13 +296,13 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
 
     const takeover = Date.now();
     const rescuer = startWorker('worker B', config);
-    const rescuerId = await within(rescuer.ready, 20_000, 'worker B to start');
-    const final = await allFinished(N, 30_000);
+    const rescuerId = await within(rescuer.ready, BOOT_MS, 'worker B to start');
+    const final = await allFinished(N, RUN_MS);
     const takeoverMs = Date.now() - takeover;
 
     expect(tally(final)).toEqual({ PENDING: 0, RUNNING: 0, DONE: N, DEAD: 0 });
     await expectEachMemoryOnce(turns);
-    // The jobs in flight at the kill were claimed again once their claim expired (attempt 2);
+    // The jobs in flight at the kill were claimed again once their lease lapsed (attempt 2);
     // no other job ran twice. Worker A wrote what it finished, worker B everything else.
     const before = new Map(atKill.map((j) => [j.id, j.status]));
     const writers = await writerByJob();
@@ -328,17 +335,18 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
     // Park the jobs until all three workers are polling, then make them due at one instant:
     // the workers contend for every claim, instead of the first one up taking the lot.
     await t.services.prisma.$executeRaw`UPDATE jobs SET run_at = now() + interval '1 hour'`;
-    // Claims never expire here, so any job run twice would be a real double claim.
-    const config = { WORKER_CONCURRENCY: '3', JOB_CLAIM_TIMEOUT_MS: '300000' };
+    // Leases (default 30 s) are renewed while a job runs, so any job run twice would be a real
+    // double claim.
+    const config = { WORKER_CONCURRENCY: '3' };
     const fleet = ['worker A', 'worker B', 'worker C'].map((name) => startWorker(name, config));
     const ids = await within(
       Promise.all(fleet.map((w) => w.ready)),
-      20_000,
+      BOOT_MS,
       'the workers to start',
     );
     const released = Date.now();
     await t.services.prisma.$executeRaw`UPDATE jobs SET run_at = now()`;
-    const final = await allFinished(N, 30_000);
+    const final = await allFinished(N, RUN_MS);
     const drainMs = Date.now() - released;
 
     expect(tally(final)).toEqual({ PENDING: 0, RUNNING: 0, DONE: N, DEAD: 0 });
@@ -367,7 +375,7 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
     async function fourInFlight(): Promise<void> {
       await waitUntil(
         'four extraction calls in flight',
-        20_000,
+        RUN_MS,
         async () => ({ jobs: await jobCounts(), calls: totalCalls() }),
         (s) => s.calls === 4 && s.jobs.RUNNING === 4,
       );
@@ -392,7 +400,7 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
         WORKER_CONCURRENCY: '4',
         SHUTDOWN_TIMEOUT_MS: '500',
       });
-      await within(worker.ready, 20_000, 'worker A to start');
+      await within(worker.ready, BOOT_MS, 'worker A to start');
       await fourInFlight();
       const exitMs = await stop(worker);
       expect(exitMs).toBeLessThan(500 + 2_000);
@@ -404,7 +412,7 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
 
       openrouter.setDelay(() => 0);
       startWorker('worker B', {});
-      const final = await allFinished(8, 20_000);
+      const final = await allFinished(8, RUN_MS);
       expect(tally(final)).toEqual({ PENDING: 0, RUNNING: 0, DONE: 8, DEAD: 0 });
       // The released attempt was not counted: one attempt each, so no job drifts toward DEAD.
       expect(final.filter((j) => j.attempts !== 1)).toEqual([]);
@@ -424,7 +432,7 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
         WORKER_CONCURRENCY: '4',
         SHUTDOWN_TIMEOUT_MS: '10000',
       });
-      await within(worker.ready, 20_000, 'worker A to start');
+      await within(worker.ready, BOOT_MS, 'worker A to start');
       await fourInFlight();
       const inFlight = (await jobStates()).filter((j) => j.status === 'RUNNING');
       const exitMs = await stop(worker);
@@ -443,7 +451,7 @@ describe.runIf(tier === 'postgres')('worker processes on one Postgres', () => {
 
       openrouter.setDelay(() => 0);
       startWorker('worker B', {});
-      const final = await allFinished(8, 20_000);
+      const final = await allFinished(8, RUN_MS);
       expect(tally(final)).toEqual({ PENDING: 0, RUNNING: 0, DONE: 8, DEAD: 0 });
       expect(final.filter((j) => j.attempts !== 1)).toEqual([]);
       await expectEachMemoryOnce(turns);

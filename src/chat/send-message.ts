@@ -67,7 +67,7 @@ export async function sendMessage(
   if (s.runningTurns.has(key)) {
     // A re-send of a turn still running in this process: it costs a rate token, but holds no
     // slot while it waits (the running turn holds one); then it replays that turn below.
-    s.limits.chargeTurn(input.userId);
+    await s.limits.chargeTurn(input.userId);
     if (!(await s.runningTurns.settled(key, JOIN_TIMEOUT_MS))) {
       throw new AppError(
         'SERVICE_UNAVAILABLE',
@@ -77,7 +77,7 @@ export async function sendMessage(
     }
     release = s.limits.acquireTurnSlot(input.userId);
   } else {
-    release = s.limits.admitTurn(input.userId);
+    release = await s.limits.admitTurn(input.userId);
   }
   try {
     return await s.runningTurns.exclusive(key, () => runTurn(s, input, content, options));

@@ -11,7 +11,7 @@ export async function startChat(
   userId: string,
   personaId: string,
 ): Promise<{ session: ChatSession; instance: PersonaInstance }> {
-  s.limits.admitStart(userId);
+  await s.limits.admitStart(userId);
   const persona = await s.prisma.persona.findUnique({ where: { id: personaId } });
   if (!persona || persona.archivedAt) throw notFound('Persona');
   const instance = await s.prisma.personaInstance.upsert({

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Prisma, PrismaClient } from '@prisma/client';
+import { Prisma, type PrismaClient } from '@prisma/client';
 
 /**
  * A durable job queue in one table. Claiming uses `FOR UPDATE SKIP LOCKED`, which works on
@@ -41,24 +41,26 @@ export async function enqueue(db: Db, job: NewJob): Promise<void> {
 }
 
 /**
- * Claims up to `limit` due jobs: pending ones whose time has come, and running ones whose
- * claim is older than `claimTimeoutMs` (their worker died or froze). A reclaimed job counts
- * as a new attempt.
+ * Claims up to `limit` due jobs under a lease of `leaseMs`: pending ones whose time has come,
+ * and running ones whose lease has lapsed (their worker died or lost the database). A live
+ * worker renews its leases (renewLeases), so however slow a job is, it is never claimed twice
+ * while its worker runs. A reclaimed job counts as a new attempt.
  */
 export async function claimJobs(
   db: Db,
   workerId: string,
   limit: number,
-  claimTimeoutMs: number,
+  leaseMs: number,
 ): Promise<JobRow[]> {
   return db.$queryRaw<JobRow[]>`
     UPDATE jobs SET status = 'RUNNING', locked_at = now(),
+      lease_until = now() + make_interval(secs => ${leaseMs / 1000}),
       locked_by = ${workerId} || ':' || gen_random_uuid()::text,
       attempts = attempts + 1, updated_at = now()
     WHERE id IN (
       SELECT id FROM jobs
       WHERE (status = 'PENDING' AND run_at <= now())
-         OR (status = 'RUNNING' AND locked_at < now() - make_interval(secs => ${claimTimeoutMs / 1000}))
+         OR (status = 'RUNNING' AND lease_until < now())
       ORDER BY run_at
       FOR UPDATE SKIP LOCKED
       LIMIT ${limit})
@@ -67,14 +69,30 @@ export async function claimJobs(
 }
 
 /**
+ * The heartbeat: extends the leases of the given claims by `leaseMs` from now, in one
+ * statement. Returns the claims still held; any other was taken over (its lease lapsed and
+ * another worker claimed the job) and must not commit.
+ */
+export async function renewLeases(db: Db, claims: string[], leaseMs: number): Promise<Set<string>> {
+  if (claims.length === 0) return new Set();
+  const rows = await db.$queryRaw<{ claim: string }[]>`
+    UPDATE jobs SET lease_until = now() + make_interval(secs => ${leaseMs / 1000})
+    WHERE locked_by IN (${Prisma.join(claims)}) AND status = 'RUNNING'
+    RETURNING locked_by AS claim`;
+  return new Set(rows.map((r) => r.claim));
+}
+
+/**
  * Marks a job done if its claim is still the current one. Call it inside the transaction that
  * writes the job's results: when it returns false, roll back, because another worker has
- * taken the job over and will write them.
+ * taken the job over and will write them. The claim token in the WHERE clause is what keeps a
+ * worker that lost its lease from committing: a new claim replaces the token, and the row lock
+ * this UPDATE takes makes a concurrent claimer skip the row until the commit.
  */
 export async function completeJob(db: Db, job: Pick<JobRow, 'id' | 'claim'>): Promise<boolean> {
   const n = await db.$executeRaw`
-    UPDATE jobs SET status = 'DONE', finished_at = now(), locked_at = NULL, last_error = NULL,
-      updated_at = now()
+    UPDATE jobs SET status = 'DONE', finished_at = now(), locked_at = NULL, lease_until = NULL,
+      last_error = NULL, updated_at = now()
     WHERE id = ${job.id}::uuid AND locked_by = ${job.claim} AND status = 'RUNNING'`;
   return n === 1;
 }
@@ -91,7 +109,7 @@ export async function failJob(
     UPDATE jobs SET
       status = ${dead ? 'DEAD' : 'PENDING'}::job_status,
       run_at = now() + make_interval(secs => ${delayMs / 1000}),
-      locked_at = NULL, locked_by = NULL, last_error = ${error.slice(0, 2000)},
+      locked_at = NULL, locked_by = NULL, lease_until = NULL, last_error = ${error.slice(0, 2000)},
       finished_at = ${dead ? new Date() : null}, updated_at = now()
     WHERE id = ${job.id}::uuid AND locked_by = ${job.claim} AND status = 'RUNNING'`;
   if (n !== 1) return 'lost';
@@ -106,16 +124,36 @@ export async function deferJob(
 ): Promise<void> {
   await db.$executeRaw`
     UPDATE jobs SET status = 'PENDING', run_at = now() + make_interval(secs => ${delayMs / 1000}),
-      locked_at = NULL, locked_by = NULL, attempts = GREATEST(attempts - 1, 0), updated_at = now()
+      locked_at = NULL, locked_by = NULL, lease_until = NULL, attempts = GREATEST(attempts - 1, 0),
+      updated_at = now()
     WHERE id = ${job.id}::uuid AND locked_by = ${job.claim} AND status = 'RUNNING'`;
 }
 
 /** On shutdown: give back claimed jobs without counting the attempt. */
 export async function releaseJobs(db: Db, workerId: string): Promise<number> {
   return db.$executeRaw`
-    UPDATE jobs SET status = 'PENDING', locked_at = NULL, locked_by = NULL,
+    UPDATE jobs SET status = 'PENDING', locked_at = NULL, locked_by = NULL, lease_until = NULL,
       attempts = GREATEST(attempts - 1, 0), updated_at = now()
     WHERE starts_with(locked_by, ${`${workerId}:`}) AND status = 'RUNNING'`;
+}
+
+/**
+ * Deletes up to `batch` jobs that finished (DONE) more than `retentionMs` ago, oldest first,
+ * and returns how many. Small batches keep each delete short, so it never holds up claims or
+ * turns; dead jobs stay until an admin retries or discards them.
+ */
+export async function pruneFinishedJobs(
+  db: Db,
+  retentionMs: number,
+  batch: number,
+): Promise<number> {
+  return db.$executeRaw`
+    DELETE FROM jobs WHERE id IN (
+      SELECT id FROM jobs
+      WHERE status = 'DONE' AND finished_at < now() - make_interval(secs => ${retentionMs / 1000})
+      ORDER BY finished_at
+      LIMIT ${batch}
+      FOR UPDATE SKIP LOCKED)`;
 }
 
 export interface QueueDepth {

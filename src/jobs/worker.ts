@@ -4,7 +4,15 @@ import type { Prisma, PrismaClient } from '@prisma/client';
 import { isDatabaseUnavailable } from '../db/unavailable.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { claimJobs, completeJob, deferJob, failJob, type JobRow, releaseJobs } from './queue.js';
+import {
+  claimJobs,
+  completeJob,
+  deferJob,
+  failJob,
+  type JobRow,
+  releaseJobs,
+  renewLeases,
+} from './queue.js';
 
 export class LostClaimError extends Error {
   override readonly name = 'LostClaimError';
@@ -23,7 +31,7 @@ export class DeferJobError extends Error {
 
 export interface JobContext {
   workerId: string;
-  /** Aborted when shutdown passes its deadline. */
+  /** Aborted when shutdown passes its deadline, or when this job's lease was taken over. */
   signal: AbortSignal;
   /**
    * Marks the job done. Call it inside the transaction that writes the job's results; it
@@ -40,10 +48,21 @@ export interface WorkerOptions {
   logger: Logger;
   concurrency: number;
   pollMs: number;
-  claimTimeoutMs: number;
+  /** How long a claim holds without renewal; renewed every third of it while the job runs. */
+  leaseMs: number;
   retryBaseMs: number;
   workerId?: string;
   metrics?: Metrics;
+  /**
+   * The in-process worker's fair share of a busy process: while turns run beside it, it keeps
+   * up to ceil(inFlight() × ratio) jobs in flight (never fewer than `concurrency`, never more
+   * than `max`). One event loop serves turns and jobs roughly in proportion to the work each
+   * has in flight, so a fixed 2 jobs against 64 turns get ~3 % of it; this keeps the worker at
+   * about ratio / (1 + ratio) of it however many turns arrive.
+   */
+  fairShare?: { inFlight: () => number; ratio: number; max: number };
+  /** Periodic upkeep (pruning), run beside the jobs every `everyMs`, one run at a time. */
+  housekeeping?: { everyMs: number; run: () => Promise<unknown> };
 }
 
 /**
@@ -56,6 +75,12 @@ export class Worker {
   private running = false;
   private readonly inFlight = new Map<string, Promise<void>>();
   private readonly abort = new AbortController();
+  /** Claims being executed (by the loop or runOnce), each with its own abort. */
+  private readonly claims = new Map<string, AbortController>();
+  private heartbeat: NodeJS.Timeout | null = null;
+  private renewing = false;
+  private housekeeping: Promise<unknown> | null = null;
+  private nextHousekeeping = 0;
   private wakeUp: (() => void) | null = null;
   private loop: Promise<void> | null = null;
 
@@ -93,22 +118,33 @@ export class Worker {
       const released = await releaseJobs(this.o.prisma, this.id).catch(() => 0);
       this.o.logger.warn({ worker: this.id, released }, 'released unfinished jobs at shutdown');
     }
+    await this.housekeeping;
+    this.stopHeartbeat();
+  }
+
+  /** Jobs the loop may hold at once now (see WorkerOptions.fairShare). */
+  private capacity(): number {
+    const share = this.o.fairShare;
+    if (!share) return this.o.concurrency;
+    const wanted = Math.ceil(share.inFlight() * share.ratio);
+    return Math.max(this.o.concurrency, Math.min(share.max, wanted));
   }
 
   /** Claims and runs one batch to completion; for tests and tools. Returns jobs run. */
   async runOnce(): Promise<number> {
-    const jobs = await claimJobs(this.o.prisma, this.id, this.o.concurrency, this.o.claimTimeoutMs);
+    const jobs = await claimJobs(this.o.prisma, this.id, this.o.concurrency, this.o.leaseMs);
     await Promise.all(jobs.map((job) => this.execute(job)));
     return jobs.length;
   }
 
   private async run(): Promise<void> {
     while (this.running) {
-      const free = this.o.concurrency - this.inFlight.size;
+      this.maybeHousekeep();
+      const free = this.capacity() - this.inFlight.size;
       let claimed = 0;
       if (free > 0) {
         try {
-          const jobs = await claimJobs(this.o.prisma, this.id, free, this.o.claimTimeoutMs);
+          const jobs = await claimJobs(this.o.prisma, this.id, free, this.o.leaseMs);
           claimed = jobs.length;
           for (const job of jobs) {
             const p = this.execute(job).finally(() => {
@@ -121,8 +157,63 @@ export class Worker {
           this.o.logger.error({ err, worker: this.id }, 'claiming jobs failed');
         }
       }
-      if (claimed === 0 || this.inFlight.size >= this.o.concurrency) await this.idle();
+      if (claimed === 0 || this.inFlight.size >= this.capacity()) await this.idle();
     }
+  }
+
+  private maybeHousekeep(): void {
+    const h = this.o.housekeeping;
+    if (!h || this.housekeeping || Date.now() < this.nextHousekeeping) return;
+    this.nextHousekeeping = Date.now() + h.everyMs;
+    this.housekeeping = h
+      .run()
+      .catch((err: unknown) => this.o.logger.warn({ err, worker: this.id }, 'housekeeping failed'))
+      .finally(() => {
+        this.housekeeping = null;
+      });
+  }
+
+  /**
+   * Renews the leases of every job this worker is running, in one statement, every third of a
+   * lease. A claim that was not renewed has been taken over: its job is aborted and cannot
+   * commit anyway (completion checks the claim).
+   */
+  private async renew(): Promise<void> {
+    if (this.renewing || this.claims.size === 0) return;
+    this.renewing = true;
+    const claims = [...this.claims.keys()];
+    try {
+      const held = await renewLeases(this.o.prisma, claims, this.o.leaseMs);
+      for (const claim of claims) {
+        if (held.has(claim)) continue;
+        // Finished between the snapshot and the renewal, or really lost: either way it is over.
+        this.claims.get(claim)?.abort(new LostClaimError(claim));
+      }
+    } catch (err) {
+      this.o.logger.warn({ err, worker: this.id }, 'renewing job leases failed');
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  private track(claim: string): AbortController {
+    const controller = new AbortController();
+    this.claims.set(claim, controller);
+    if (!this.heartbeat) {
+      this.heartbeat = setInterval(() => void this.renew(), Math.max(100, this.o.leaseMs / 3));
+      this.heartbeat.unref();
+    }
+    return controller;
+  }
+
+  private untrack(claim: string): void {
+    this.claims.delete(claim);
+    if (this.claims.size === 0) this.stopHeartbeat();
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
   }
 
   private idle(): Promise<void> {
@@ -142,11 +233,12 @@ export class Worker {
   async execute(job: JobRow): Promise<void> {
     const log = this.o.logger.child({ job: job.id, kind: job.kind, attempt: job.attempts });
     const handler = this.o.handlers[job.kind];
+    const lease = this.track(job.claim);
     try {
       if (!handler) throw new Error(`no handler for job kind "${job.kind}"`);
       await handler(job, {
         workerId: this.id,
-        signal: this.abort.signal,
+        signal: AbortSignal.any([this.abort.signal, lease.signal]),
         complete: async (tx) => {
           if (!(await completeJob(tx, job))) throw new LostClaimError(job.id);
         },
@@ -183,6 +275,8 @@ export class Worker {
       const outcome = await failJob(this.o.prisma, job, message, delay).catch(() => 'lost');
       this.count(job, outcome);
       log.warn({ err, outcome }, outcome === 'dead' ? 'job is dead' : 'job failed; will retry');
+    } finally {
+      this.untrack(job.claim);
     }
   }
 

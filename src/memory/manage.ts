@@ -82,7 +82,7 @@ export async function updateMemory(
   const newContent = content !== null && content !== before.content ? content : null;
   // Embedded before the transaction: a provider call (seconds, with retries) must not hold
   // the user's write lock. A document vector, like the ones the worker stores.
-  if (newContent) s.limits.admitEmbed(actor.id);
+  if (newContent) await s.limits.admitEmbed(actor.id);
   const [embedding] = newContent ? await s.embedder.embed([newContent], 'document') : [];
   if (newContent && !embedding) throw new Error('embedder returned no vector');
 

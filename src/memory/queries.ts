@@ -132,7 +132,7 @@ export async function searchMemories(
   scope: LayerScope,
   options: SearchOptions & { actorId: string },
 ): Promise<{ rows: ScoredMemory[]; hasNextPage: boolean }> {
-  deps.limits.admitEmbed(options.actorId);
+  await deps.limits.admitEmbed(options.actorId);
   const [embedding] = await deps.embedder.embed([options.text], 'query');
   if (!embedding) throw new Error('embedder returned no vector');
   const { text, mode, first, offset, actorId: _actor, ...filter } = options;
