@@ -24,6 +24,7 @@ import { parseArgs } from 'node:util';
 import { Prisma, type PrismaClient } from '@prisma/client';
 import { type Database, openDatabase } from '../src/db/client.js';
 import { silentLogger } from '../src/logger.js';
+import { DEFAULT_FUSION } from '../src/memory/fusion.js';
 import { recallForTurn } from '../src/memory/recall.js';
 import { searchLayer, toVectorLiteral } from '../src/memory/store.js';
 import { Metrics } from '../src/metrics.js';
@@ -206,9 +207,9 @@ function recallFunction(db: Database, form: QueryForm): RecallFn {
     const result = await recallForTurn(
       { db: db.prisma, embedder, logger: silentLogger, metrics },
       { userId: q.user.userId, instanceId: q.user.instanceId },
-      'bench',
+      { message: 'bench' },
       // minScore -1: the score filter runs in JS after the query, so it would only hide rows.
-      { profileK: PROFILE_K, relationshipK: RELATIONSHIP_K, minScore: -1 },
+      { profileK: PROFILE_K, relationshipK: RELATIONSHIP_K, minScore: -1, fusion: DEFAULT_FUSION },
     );
     if (result.error) throw new Error(`recall failed: ${result.error}`);
     return {

@@ -24,6 +24,13 @@ export function turnConfigFrom(env: Env): TurnConfig {
     profileK: env.RECALL_PROFILE_K,
     relationshipK: env.RECALL_RELATIONSHIP_K,
     minScore: env.RECALL_MIN_SCORE,
+    fusion: {
+      vectorWeight: env.RECALL_VECTOR_WEIGHT,
+      lexicalWeight: env.RECALL_LEXICAL_WEIGHT,
+      vectorDepth: env.RECALL_VECTOR_DEPTH,
+      lexicalDepth: env.RECALL_LEXICAL_DEPTH,
+      rrfK: env.RECALL_RRF_K,
+    },
     historyWindow: env.HISTORY_WINDOW,
     maxMessageChars: env.MAX_MESSAGE_CHARS,
     memoryMaxChars: env.MEMORY_MAX_CHARS,
