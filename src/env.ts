@@ -184,7 +184,9 @@ export const envSchema = z.object({
     .min(1)
     .max(1000)
     .default(DEFAULT_FUSION.rrfK)
-    .describe('Reciprocal rank fusion constant: a memory ranked r by a side earns weight / (k + r).'),
+    .describe(
+      'Reciprocal rank fusion constant: a memory ranked r by a side earns weight / (k + r).',
+    ),
   HISTORY_WINDOW: z.coerce
     .number()
     .int()

@@ -322,6 +322,8 @@ export interface NewMemory {
   embeddingModel: string;
   sourceMessageId: string | null;
   sourceSessionId: string | null;
+  /** When the user told it; default now(). Imports and benchmarks replay older conversations. */
+  createdAt?: Date;
 }
 
 /**
@@ -336,7 +338,8 @@ export async function insertMemory(db: Db, m: NewMemory): Promise<string | null>
     VALUES (${id}::uuid, ${m.scope.userId}::uuid, ${m.scope.instanceId}::uuid,
       ${m.sourceMessageId}::uuid, ${m.sourceSessionId}::uuid, ${m.content},
       ${contentHash(m.content)}, ${m.category}::memory_category, ${m.confidence},
-      ${toVectorLiteral(m.embedding)}::vector, ${m.embeddingModel}, now(), now())
+      ${toVectorLiteral(m.embedding)}::vector, ${m.embeddingModel},
+      COALESCE(${m.createdAt?.toISOString() ?? null}::timestamptz, now()), now())
     ON CONFLICT (user_id, (COALESCE(instance_id, '00000000-0000-0000-0000-000000000000'::uuid)),
       content_hash) WHERE superseded_by_id IS NULL
     DO NOTHING

@@ -9,10 +9,7 @@ import {
   type SearchMode,
   searchMemories,
 } from '../../memory/queries.js';
-import {
-  type LayerScope,
-  type MemoryFilter,
-} from '../../memory/store.js';
+import type { LayerScope, MemoryFilter } from '../../memory/store.js';
 import { viewerOf } from '../auth.js';
 import { builder } from '../builder.js';
 import type { Context } from '../context.js';
@@ -39,7 +36,7 @@ export const MemorySearchMode = builder.enumType('MemorySearchMode', {
         'year, weekday and season), fused by weighted reciprocal rank (depths and weights: the ' +
         `RECALL_* settings, by default ${DEFAULT_FUSION.vectorDepth} + ${DEFAULT_FUSION.lexicalDepth} ` +
         'rows). Finds exact names and rare words that meaning alone ranks low. Edge score: the ' +
-        'fused score scaled to (0, 1]; 1 = ranked first by both, at most one side\'s share of ' +
+        "fused score scaled to (0, 1]; 1 = ranked first by both, at most one side's share of " +
         'the weights = found by one side only.',
     },
     VECTOR: {
