@@ -1,17 +1,23 @@
 /**
  * Retrieval quality on LoCoMo (DESIGN.md "Benchmarks"): every turn of a conversation is
  * stored as one PROFILE memory of one fresh user through the project's own code (LocalEmbedder
- * in document mode + `insertMemory`), every question of categories 1–4 with evidence is
- * searched with the project's `searchLayer` (query embedded in query mode), and recall@k of
- * the evidence turns is reported per category and overall.
+ * in document mode + `insertMemory`, created at its session's date: when it was told), every
+ * question of categories 1–4 with evidence is searched with the project's rankers, and recall@k
+ * of the evidence turns is reported per category and overall.
  *
- *   npx tsx bench/locomo.ts --data ../shared/data/locomo-dev.json [--mode vector]
- *     [--database-url postgres://…] [--conversations N] [--k 5,10,20] [--json out.json]
+ *   npx tsx bench/locomo.ts --data ../shared/data/locomo-dev.json [--mode all]
+ *     [--database-url postgres://…] [--conversations N] [--k 5,10,20] [--fusion-grid] [--json out.json]
  *
+ * Project rankers (`--mode all`, the default, runs every one): `project` (searchLayer, vector),
+ * `project-lexical` (searchLayerLexical, BM25 in SQL), `project-hybrid` (searchLayerHybrid with
+ * the default fusion) and `turn-recall` — recallForTurn itself, the function and settings a
+ * chat turn uses (env defaults; k = the largest k measured), with the question as the message.
  * Baselines in the same run: a random ranking (analytic expectation, recall@k = k/N), an exact
  * brute-force cosine ranking in JS over the very same vectors (does the SQL path lose
- * anything?), and a plain BM25 ranking in JS (a lexical reference; the project has no lexical
- * search). Nothing here is tuned on the data.
+ * anything?), and a textbook BM25 in JS over the turns (`bm25`) and over the turns plus their
+ * session date in words (`bm25-dated`): lexical references, not the project's code.
+ * `--fusion-grid` also ranks every question with a grid of fusion settings and reports R@10 per
+ * setting over the whole file: how the defaults were chosen (never per question).
  */
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';

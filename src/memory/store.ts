@@ -199,18 +199,20 @@ function queryTerms(text: string): Prisma.Sql {
  */
 const BM25_CTES = Prisma.sql`layer AS (
     SELECT count(*)::float8 AS n, GREATEST(COALESCE(avg(len), 1), 1)::float8 AS avgdl FROM mine
-  ), postings AS (
+  ), postings AS MATERIALIZED (
     SELECT mine.id, mine.len::float8 AS len, p.lexeme,
       COALESCE(cardinality(p.positions), 1)::float8 AS tf
     FROM mine CROSS JOIN LATERAL unnest(mine.hits) AS p
     WHERE mine.hits IS NOT NULL
+  ), idf AS (
+    SELECT lexeme, ln(1 + (layer.n - count(*) + 0.5) / (count(*) + 0.5)) AS idf
+    FROM postings, layer GROUP BY lexeme, layer.n
   ), bm25 AS (
     SELECT id, sum(
-      ln(1 + (layer.n - df + 0.5) / (df + 0.5)) * tf * ${BM25_K1 + 1}::float8
+      idf.idf * tf * ${BM25_K1 + 1}::float8
         / (tf + ${BM25_K1}::float8 * (1 - ${BM25_B}::float8 + ${BM25_B}::float8 * len / layer.avgdl))
     ) AS score
-    FROM (SELECT *, count(*) OVER (PARTITION BY lexeme)::float8 AS df FROM postings) AS scored,
-      layer
+    FROM postings JOIN idf USING (lexeme), layer
     GROUP BY id
   )`;
 
@@ -239,7 +241,7 @@ export async function searchLayerLexical(
   if (query.k <= 0) return [];
   const where = searchable(scope, query.model, query);
   const rows = await db.$queryRaw<(MemoryRow & { score: number })[]>`
-    WITH query AS (${queryTerms(query.text)}),
+    WITH query AS MATERIALIZED (${queryTerms(query.text)}),
     mine AS (
       SELECT id, ${LEXICAL_COLUMNS} FROM ${candidates(where)}, query
     ), ${BM25_CTES}
@@ -284,7 +286,7 @@ export async function searchLayerHybrid(
   const best = (wv + wl) / (rrfK + 1);
   if (!(best > 0)) throw new Error('fusion weights must not both be 0');
   const rows = await db.$queryRaw<(MemoryRow & { score: number })[]>`
-    WITH query AS (${queryTerms(query.text)}),
+    WITH query AS MATERIALIZED (${queryTerms(query.text)}),
     mine AS (
       SELECT id, embedding <=> ${vec}::vector AS distance, ${LEXICAL_COLUMNS}
       FROM ${candidates(where)}, query
