@@ -19,8 +19,8 @@
  * `--fusion-grid` also ranks every question with a grid of fusion settings and reports R@10 per
  * setting over the whole file: how the defaults were chosen (never per question).
  */
-import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { createHash, randomUUID } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { fusionFromEnv } from '../src/composition.js';
@@ -264,7 +264,29 @@ function randomHit(n: number, e: number, k: number): number {
  * local model pads every batch to its longest text, so similar lengths together run ~1.5x
  * faster here. The vectors are the same up to float rounding (~1e-7).
  */
+/**
+ * --embedding-cache: vectors of earlier runs, by model, input type and text (the local model
+ * is deterministic), so a second run (the other database) skips ~minutes of embedding.
+ */
+const embeddingCache = new Map<string, number[]>();
+const cacheKey = (model: string, type: string, text: string) =>
+  createHash('sha256').update(`${model}\u0000${type}\u0000${text}`).digest('hex');
+
 async function embedByLength(
+  embedder: LocalEmbedder,
+  all: readonly string[],
+  type: 'query' | 'document',
+): Promise<number[][]> {
+  const cached = all.map((t) => embeddingCache.get(cacheKey(embedder.model, type, t)));
+  const missing = all.filter((_, i) => cached[i] === undefined);
+  const fresh = missing.length > 0 ? await embedUncached(embedder, missing, type) : [];
+  for (const [i, t] of missing.entries()) {
+    embeddingCache.set(cacheKey(embedder.model, type, t), fresh[i] as number[]);
+  }
+  return all.map((t) => embeddingCache.get(cacheKey(embedder.model, type, t)) as number[]);
+}
+
+async function embedUncached(
   embedder: LocalEmbedder,
   texts: readonly string[],
   type: 'query' | 'document',
@@ -338,11 +360,49 @@ function k10Index(ks: readonly number[]): number {
  */
 function fusionGrid(): FusionSettings[] {
   const out: FusionSettings[] = [];
-  for (const rrfK of [10, 60])
-    for (const lexicalWeight of [0.5, 1, 1.5, 2, 3])
-      for (const depth of [20, 50])
+  for (const rrfK of [5, 10, 30, 60])
+    for (const lexicalWeight of [0.5, 1, 1.5, 2, 3, 5])
+      for (const depth of [20, 50, 100])
         out.push({ vectorWeight: 1, lexicalWeight, vectorDepth: depth, lexicalDepth: depth, rrfK });
   return out;
+}
+
+/** searchLayerHybrid's fusion, in JS, over the two sides' rankings (for --fusion-grid). */
+function fuseInJs(
+  meaning: readonly string[],
+  words: readonly { id: string; score: number }[],
+  g: FusionSettings,
+): string[] {
+  const rows = new Map<string, { score: number; position: number; meaningRank: number }>();
+  const meaningRank = new Map(meaning.map((id, i) => [id, i + 1]));
+  for (const [i, id] of meaning.entries()) {
+    rows.set(id, {
+      score: g.vectorWeight / (g.rrfK + i + 1),
+      position: Number.POSITIVE_INFINITY,
+      meaningRank: i + 1,
+    });
+  }
+  let rank = 0;
+  for (const [i, w] of words.entries()) {
+    if (i === 0 || w.score !== words[i - 1]?.score) rank = i + 1;
+    const row = rows.get(w.id) ?? {
+      score: 0,
+      position: Number.POSITIVE_INFINITY,
+      meaningRank: meaningRank.get(w.id) ?? Number.POSITIVE_INFINITY,
+    };
+    row.score += g.lexicalWeight / (g.rrfK + rank);
+    row.position = i + 1;
+    rows.set(w.id, row);
+  }
+  return [...rows.entries()]
+    .sort(
+      ([ia, a], [ib, b]) =>
+        b.score - a.score ||
+        a.position - b.position ||
+        a.meaningRank - b.meaningRank ||
+        (ia < ib ? -1 : 1),
+    )
+    .map(([id]) => id);
 }
 
 /**
@@ -371,6 +431,7 @@ async function main() {
       data: { type: 'string' },
       mode: { type: 'string', default: 'all' },
       'fusion-grid': { type: 'boolean', default: false },
+      'embedding-cache': { type: 'string' },
       'database-url': { type: 'string' },
       conversations: { type: 'string' },
       k: { type: 'string', default: '5,10,20' },
@@ -384,6 +445,7 @@ async function main() {
     process.stdout.write(
       'usage: tsx bench/locomo.ts --data <locomo.json> [--mode all|vector|lexical|hybrid|turn-recall|both[,…]]\n' +
         '       [--database-url URL] [--conversations N] [--k 5,10,20] [--fusion-grid] [--json out.json]\n' +
+        '       [--embedding-cache file.json]\n' +
         '       [--no-analyze] [--max-seconds 600]\n',
     );
     process.exit(values.help ? 0 : 2);
@@ -424,6 +486,16 @@ async function main() {
   const bench = await openBenchDatabase({ url, poolSize: 4 });
   const prisma = bench.db.prisma;
   log(`database: ${bench.kind} (${bench.server.version}, pgvector ${bench.server.pgvector})`);
+  const cacheFile = values['embedding-cache'];
+  if (cacheFile) {
+    try {
+      const saved = JSON.parse(await readFile(cacheFile, 'utf8')) as Record<string, number[]>;
+      for (const [k, v] of Object.entries(saved)) embeddingCache.set(k, v);
+      log(`embedding cache: ${embeddingCache.size} vectors from ${cacheFile}`);
+    } catch {
+      log(`embedding cache: ${cacheFile} not readable yet; it is written after embedding`);
+    }
+  }
   const embedder = new LocalEmbedder({ logger: silentLogger });
   const metrics = new Metrics({ defaultMetrics: false });
   await embedder.warmUp();
@@ -518,6 +590,10 @@ async function main() {
     log(`${name}: ${turns.length} turns stored, ${questions.length} questions`);
   }
   if (!values['no-analyze']) await bench.query('ANALYZE memories');
+  const saveCache = async () => {
+    if (cacheFile) await writeFile(cacheFile, JSON.stringify(Object.fromEntries(embeddingCache)));
+  };
+  await saveCache();
 
   // 2. Search every question with the project's rankers, and with the baselines.
   const env = envSchema.parse({});
@@ -623,15 +699,33 @@ async function main() {
         if (recalled.error) throw new Error(`turn recall failed: ${recalled.error}`);
         rankings.push(['turn-recall', diaOfHits(recalled.profile)]);
       }
-      for (const [gi, setting] of grid.entries()) {
-        const hits = await searchLayerHybrid(
-          prisma,
-          scope,
-          { embedding, model: embedder.model, k: maxK, text: q.q, minScore },
-          setting,
-        );
-        const s = scoreRanking(diaOfHits(hits), q.evidence, ks);
-        gridRecall[gi]?.push(s.recall[k10Index(ks)] ?? 0);
+      if (grid.length > 0) {
+        // Each side's ranking once, from the project's SQL (the meaning side under the turn's
+        // minScore, as searchLayerHybrid filters it); the weighted RRF of every setting is then
+        // computed here exactly as searchLayerHybrid's SQL does (BM25 ties share a rank; equal
+        // fused scores go to word matches, then to the nearer by meaning).
+        const depth = Math.max(...grid.map((g) => Math.max(g.vectorDepth, g.lexicalDepth)));
+        const meaning = (
+          await searchLayer(prisma, scope, { embedding, model: embedder.model, k: depth })
+        ).filter((h) => h.score >= minScore);
+        const words = await searchLayerLexical(prisma, scope, {
+          text: q.q,
+          model: embedder.model,
+          k: depth,
+        });
+        for (const [gi, g] of grid.entries()) {
+          const fused = fuseInJs(
+            meaning.slice(0, g.vectorDepth).map((h) => h.memory.id),
+            words.slice(0, g.lexicalDepth).map((h) => ({ id: h.memory.id, score: h.score })),
+            g,
+          ).slice(0, maxK);
+          const s = scoreRanking(
+            fused.map((id) => conv.diaOf.get(id) ?? []),
+            q.evidence,
+            ks,
+          );
+          gridRecall[gi]?.push(s.recall[k10Index(ks)] ?? 0);
+        }
       }
       const exactOrder = conv.vectors
         .map((v, i) => ({ s: dot(v, embedding), i }))
@@ -661,6 +755,7 @@ async function main() {
       results.push(r);
     }
   }
+  await saveCache();
   const totalSeconds = (performance.now() - started) / 1000;
 
   // 3. Report.
@@ -842,12 +937,14 @@ async function main() {
   if (gridRows.length > 0) {
     out.push('');
     out.push(
-      `--fusion-grid: searchLayerHybrid R@${kLabel} over all ${results.length} questions per setting (vector weight 1, minScore ${minScore}):`,
+      `--fusion-grid: weighted RRF (searchLayerHybrid's, in JS over the two SQL rankings) R@${kLabel} over all ${results.length} questions per setting (vector weight 1, minScore ${minScore}):`,
     );
     out.push(
       table(
         ['rrfK', 'lexical weight', 'depths', `R@${kLabel}`],
-        gridRows.map((g) => [g.rrfK, g.lexicalWeight, g.vectorDepth, pct(g.recallAtK)]),
+        [...gridRows]
+          .sort((a, b) => b.recallAtK - a.recallAtK)
+          .map((g) => [g.rrfK, g.lexicalWeight, g.vectorDepth, pct(g.recallAtK)]),
       ),
     );
   }
