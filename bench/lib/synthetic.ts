@@ -71,21 +71,22 @@ export class VectorSource {
 
 /**
  * Memory and query texts for the lexical side: words drawn from a Zipf-distributed vocabulary
- * (rank r has probability ∝ 1/r, as words in natural text), so a query mixes a few common words
- * that match many of a user's memories with rarer ones that match few — what BM25 has to rank.
- * Words are pronounceable pseudo-words ("kalomi"), stemmed like any English word.
+ * of 50 000 words (rank r has probability ∝ 1/r, as words in English text) without its 100 most
+ * frequent ranks — the stop words the `english` configuration drops —, so a query mixes common
+ * words that match hundreds of a heavy user's memories with rare ones that match few: what BM25
+ * has to rank. Words are pronounceable pseudo-words ("kalomi"), stemmed like any English word.
  */
 export class TextSource {
   private readonly random: () => number;
   private readonly words: string[];
   private readonly cumulative: Float64Array;
-  constructor(seed: number, vocabulary = 5000) {
+  constructor(seed: number, vocabulary = 50_000, skipped = 100) {
     this.random = mulberry32(seed ^ 0x5eed);
-    const syllables = ['ka', 'lo', 'mi', 're', 'su', 'ta', 'ne', 'po', 'vi', 'da', 'ru', 'ge'];
+    const syllables = 'ka lo mi re su ta ne po vi da ru ge fo bi ze hu'.split(' ');
     const seen = new Set<string>();
     this.words = [];
     while (this.words.length < vocabulary) {
-      const n = 2 + Math.floor(this.random() * 3);
+      const n = 2 + Math.floor(this.random() * 4);
       let w = '';
       for (let i = 0; i < n; i++) w += syllables[Math.floor(this.random() * syllables.length)];
       if (!seen.has(w)) {
@@ -96,7 +97,7 @@ export class TextSource {
     this.cumulative = new Float64Array(vocabulary);
     let total = 0;
     for (let r = 0; r < vocabulary; r++) {
-      total += 1 / (r + 1);
+      total += 1 / (r + 1 + skipped);
       this.cumulative[r] = total;
     }
     for (let r = 0; r < vocabulary; r++)
