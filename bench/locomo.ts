@@ -1,42 +1,46 @@
 /**
  * Retrieval quality on LoCoMo (DESIGN.md "Benchmarks"): every turn of a conversation is
  * stored as one PROFILE memory of one fresh user through the project's own code (LocalEmbedder
- * in document mode + `insertMemory`), every question of categories 1–4 with evidence is
- * searched with the project's `searchLayer` (query embedded in query mode), and recall@k of
- * the evidence turns is reported per category and overall.
+ * in document mode + `insertMemory`, created at its session's date: when it was told), every
+ * question of categories 1–4 with evidence is searched with the project's rankers, and recall@k
+ * of the evidence turns is reported per category and overall.
  *
- *   npx tsx bench/locomo.ts --data ../shared/data/locomo-dev.json [--mode vector]
- *     [--database-url postgres://…] [--conversations N] [--k 5,10,20] [--json out.json]
+ *   npx tsx bench/locomo.ts --data ../shared/data/locomo-dev.json [--mode all]
+ *     [--database-url postgres://…] [--conversations N] [--k 5,10,20] [--fusion-grid] [--json out.json]
  *
+ * Project rankers (`--mode all`, the default, runs every one): `project` (searchLayer, vector),
+ * `project-lexical` (searchLayerLexical, BM25 in SQL), `project-hybrid` (searchLayerHybrid with
+ * the default fusion) and `turn-recall` — recallForTurn itself, the function and settings a
+ * chat turn uses (env defaults; k = the largest k measured), with the question as the message.
  * Baselines in the same run: a random ranking (analytic expectation, recall@k = k/N), an exact
  * brute-force cosine ranking in JS over the very same vectors (does the SQL path lose
- * anything?), and a plain BM25 ranking in JS (a lexical reference; the project has no lexical
- * search). Nothing here is tuned on the data.
+ * anything?), and a textbook BM25 in JS over the turns (`bm25`) and over the turns plus their
+ * session date in words (`bm25-dated`): lexical references, not the project's code.
+ * `--fusion-grid` also ranks every question with a grid of fusion settings and reports R@10 per
+ * setting over the whole file: how the defaults were chosen (never per question).
  */
-import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { createHash, randomUUID } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import type { PrismaClient } from '@prisma/client';
 import { z } from 'zod';
+import { fusionFromEnv } from '../src/composition.js';
 import { envSchema } from '../src/env.js';
 import { silentLogger } from '../src/logger.js';
+import type { FusionSettings } from '../src/memory/fusion.js';
+import { recallForTurn } from '../src/memory/recall.js';
 import {
   contentHash,
   insertMemory,
-  type LayerScope,
   type ScoredMemory,
   searchLayer,
+  searchLayerHybrid,
+  searchLayerLexical,
 } from '../src/memory/store.js';
+import { Metrics } from '../src/metrics.js';
 import { LocalEmbedder } from '../src/providers/embeddings/local.js';
+import type { Embedder } from '../src/providers/embeddings/types.js';
 import { deadline, emitJson, log, machineInfo, round, summarize, table } from './lib/common.js';
 import { databaseUrlFrom, explain, openBenchDatabase } from './lib/db.js';
-
-/** src/memory/store.ts searchLayerHybrid, when the tree has it (looked up at run time). */
-type HybridSearch = (
-  db: PrismaClient,
-  scope: LayerScope,
-  query: { embedding: readonly number[]; model: string; k: number; text: string },
-) => Promise<ScoredMemory[]>;
 
 // ---------------------------------------------------------------------------------------------
 // Input: LoCoMo's format, validated.
@@ -116,14 +120,61 @@ async function loadLocomo(file: string) {
   return parsed.data;
 }
 
-function turnsOf(conversation: Record<string, unknown>): LocomoTurn[] {
+const MONTHS = [
+  'January',
+  'February',
+  'March',
+  'April',
+  'May',
+  'June',
+  'July',
+  'August',
+  'September',
+  'October',
+  'November',
+  'December',
+];
+
+/** LoCoMo's session time, "1:56 pm on 8 May, 2023", as a UTC instant; null if unreadable. */
+export function parseSessionDate(raw: unknown): Date | null {
+  if (typeof raw !== 'string') return null;
+  const m = /^(\d{1,2}):(\d{2})\s*(am|pm)\s+on\s+(\d{1,2})\s+([A-Za-z]+),?\s+(\d{4})$/i.exec(
+    raw.trim(),
+  );
+  if (!m) return null;
+  const month = MONTHS.findIndex((name) => name.toLowerCase() === (m[5] as string).toLowerCase());
+  if (month < 0) return null;
+  const hour = (Number(m[1]) % 12) + ((m[3] as string).toLowerCase() === 'pm' ? 12 : 0);
+  return new Date(Date.UTC(Number(m[6]), month, Number(m[4]), hour, Number(m[2])));
+}
+
+type DatedTurn = LocomoTurn & { date: Date | null };
+
+/** Every turn in session order, each with its session's date (null when the file has none). */
+function turnsOf(conversation: Record<string, unknown>): DatedTurn[] {
   return Object.keys(conversation)
     .flatMap((k) => {
       const m = SESSION_KEY.exec(k);
       return m ? [{ n: Number(m[1]), turns: conversation[k] as LocomoTurn[] }] : [];
     })
     .sort((a, b) => a.n - b.n)
-    .flatMap((s) => s.turns);
+    .flatMap((s) => {
+      const date = parseSessionDate(conversation[`session_${s.n}_date_time`]);
+      return s.turns.map((t) => ({ ...t, date }));
+    });
+}
+
+const WEEKDAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
+const SEASONS = ['winter', 'spring', 'summer', 'autumn'];
+
+/**
+ * The date words the project's lexical document adds (migration 20261203010000,
+ * memory_date_words: month, year, weekday, season, in UTC), for the JS BM25 reference with dates.
+ */
+function dateWords(date: Date | null): string {
+  if (!date) return '';
+  const season = SEASONS[Math.floor(((date.getUTCMonth() + 1) % 12) / 3)];
+  return `${MONTHS[date.getUTCMonth()]} ${date.getUTCFullYear()} ${WEEKDAYS[date.getUTCDay()]} ${season}`;
 }
 
 /** The memory text: speaker name, the turn, and the image caption when the turn shares one. */
@@ -213,7 +264,29 @@ function randomHit(n: number, e: number, k: number): number {
  * local model pads every batch to its longest text, so similar lengths together run ~1.5x
  * faster here. The vectors are the same up to float rounding (~1e-7).
  */
+/**
+ * --embedding-cache: vectors of earlier runs, by model, input type and text (the local model
+ * is deterministic), so a second run (the other database) skips ~minutes of embedding.
+ */
+const embeddingCache = new Map<string, number[]>();
+const cacheKey = (model: string, type: string, text: string) =>
+  createHash('sha256').update(`${model}\u0000${type}\u0000${text}`).digest('hex');
+
 async function embedByLength(
+  embedder: LocalEmbedder,
+  all: readonly string[],
+  type: 'query' | 'document',
+): Promise<number[][]> {
+  const cached = all.map((t) => embeddingCache.get(cacheKey(embedder.model, type, t)));
+  const missing = all.filter((_, i) => cached[i] === undefined);
+  const fresh = missing.length > 0 ? await embedUncached(embedder, missing, type) : [];
+  for (const [i, t] of missing.entries()) {
+    embeddingCache.set(cacheKey(embedder.model, type, t), fresh[i] as number[]);
+  }
+  return all.map((t) => embeddingCache.get(cacheKey(embedder.model, type, t)) as number[]);
+}
+
+async function embedUncached(
   embedder: LocalEmbedder,
   texts: readonly string[],
   type: 'query' | 'document',
@@ -273,6 +346,81 @@ function aggregate(results: readonly QuestionResult[], ranker: string, ks: numbe
   };
 }
 
+/** The project's rankers, each the project's own code. */
+const PROJECT_RANKERS = ['project', 'project-lexical', 'project-hybrid', 'turn-recall'] as const;
+type ProjectRanker = (typeof PROJECT_RANKERS)[number];
+
+function k10Index(ks: readonly number[]): number {
+  return ks.indexOf(10) >= 0 ? ks.indexOf(10) : ks.length - 1;
+}
+
+/**
+ * The fusion settings compared by --fusion-grid, each over the whole file (the defaults in
+ * src/memory/fusion.ts were chosen from this table, never per question).
+ */
+function fusionGrid(): FusionSettings[] {
+  const out: FusionSettings[] = [];
+  for (const rrfK of [5, 10, 30, 60])
+    for (const lexicalWeight of [0.5, 1, 1.5, 2, 3, 5])
+      for (const depth of [20, 50, 100])
+        out.push({ vectorWeight: 1, lexicalWeight, vectorDepth: depth, lexicalDepth: depth, rrfK });
+  return out;
+}
+
+/** searchLayerHybrid's fusion, in JS, over the two sides' rankings (for --fusion-grid). */
+function fuseInJs(
+  meaning: readonly string[],
+  words: readonly { id: string; score: number }[],
+  g: FusionSettings,
+): string[] {
+  const rows = new Map<string, { score: number; position: number; meaningRank: number }>();
+  const meaningRank = new Map(meaning.map((id, i) => [id, i + 1]));
+  for (const [i, id] of meaning.entries()) {
+    rows.set(id, {
+      score: g.vectorWeight / (g.rrfK + i + 1),
+      position: Number.POSITIVE_INFINITY,
+      meaningRank: i + 1,
+    });
+  }
+  let rank = 0;
+  for (const [i, w] of words.entries()) {
+    if (i === 0 || w.score !== words[i - 1]?.score) rank = i + 1;
+    const row = rows.get(w.id) ?? {
+      score: 0,
+      position: Number.POSITIVE_INFINITY,
+      meaningRank: meaningRank.get(w.id) ?? Number.POSITIVE_INFINITY,
+    };
+    row.score += g.lexicalWeight / (g.rrfK + rank);
+    row.position = i + 1;
+    rows.set(w.id, row);
+  }
+  return [...rows.entries()]
+    .sort(
+      ([ia, a], [ib, b]) =>
+        b.score - a.score ||
+        a.position - b.position ||
+        a.meaningRank - b.meaningRank ||
+        (ia < ib ? -1 : 1),
+    )
+    .map(([id]) => id);
+}
+
+/**
+ * The embedder recallForTurn is given: the question vectors already embedded in batch (the
+ * same model, the same vectors), anything else embedded for real.
+ */
+function cachedEmbedder(real: Embedder, pairs: [string, number[]][]): Embedder {
+  const known = new Map(pairs);
+  return {
+    provider: real.provider,
+    model: real.model,
+    async embed(texts, type) {
+      if (texts.every((t) => known.has(t))) return texts.map((t) => known.get(t) as number[]);
+      return real.embed(texts, type);
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Main
 // ---------------------------------------------------------------------------------------------
@@ -281,7 +429,9 @@ async function main() {
   const { values } = parseArgs({
     options: {
       data: { type: 'string' },
-      mode: { type: 'string', default: 'vector' },
+      mode: { type: 'string', default: 'all' },
+      'fusion-grid': { type: 'boolean', default: false },
+      'embedding-cache': { type: 'string' },
       'database-url': { type: 'string' },
       conversations: { type: 'string' },
       k: { type: 'string', default: '5,10,20' },
@@ -293,29 +443,30 @@ async function main() {
   });
   if (values.help || !values.data) {
     process.stdout.write(
-      'usage: tsx bench/locomo.ts --data <locomo.json> [--mode vector|hybrid|both] [--database-url URL]\n' +
-        '       [--conversations N] [--k 5,10,20] [--json out.json] [--no-analyze] [--max-seconds 600]\n',
+      'usage: tsx bench/locomo.ts --data <locomo.json> [--mode all|vector|lexical|hybrid|turn-recall|both[,…]]\n' +
+        '       [--database-url URL] [--conversations N] [--k 5,10,20] [--fusion-grid] [--json out.json]\n' +
+        '       [--embedding-cache file.json]\n' +
+        '       [--no-analyze] [--max-seconds 600]\n',
     );
     process.exit(values.help ? 0 : 2);
   }
   const mode = values.mode;
-  if (mode !== 'vector' && mode !== 'hybrid' && mode !== 'both') {
-    throw new Error(`--mode must be vector, hybrid or both, got ${mode}`);
-  }
-  // Hybrid search is looked up at run time: the bench works on trees with and without it.
-  const store = (await import('../src/memory/store.js')) as Record<string, unknown>;
-  const hybridSearch =
-    typeof store.searchLayerHybrid === 'function'
-      ? (store.searchLayerHybrid as HybridSearch)
-      : null;
-  if (mode !== 'vector' && !hybridSearch) {
-    process.stdout.write(
-      'hybrid: not implemented yet (src/memory/store.ts exports no searchLayerHybrid).\n',
-    );
-    process.exit(2);
-  }
-  const useVector = mode !== 'hybrid';
-  const useHybrid = mode !== 'vector';
+  const MODES: Record<string, ProjectRanker[]> = {
+    all: ['project', 'project-lexical', 'project-hybrid', 'turn-recall'],
+    both: ['project', 'project-hybrid'],
+    vector: ['project'],
+    lexical: ['project-lexical'],
+    hybrid: ['project-hybrid'],
+    'turn-recall': ['turn-recall'],
+  };
+  const selected = new Set(
+    mode.split(',').flatMap((m) => {
+      const r = MODES[m.trim()];
+      if (!r) throw new Error(`--mode must list of ${Object.keys(MODES).join(', ')}; got ${m}`);
+      return r;
+    }),
+  );
+  const useVector = selected.has('project');
   const maxSeconds = Number(values['max-seconds']);
   deadline(maxSeconds, 'bench/locomo');
   const ks = values.k
@@ -335,7 +486,18 @@ async function main() {
   const bench = await openBenchDatabase({ url, poolSize: 4 });
   const prisma = bench.db.prisma;
   log(`database: ${bench.kind} (${bench.server.version}, pgvector ${bench.server.pgvector})`);
+  const cacheFile = values['embedding-cache'];
+  if (cacheFile) {
+    try {
+      const saved = JSON.parse(await readFile(cacheFile, 'utf8')) as Record<string, number[]>;
+      for (const [k, v] of Object.entries(saved)) embeddingCache.set(k, v);
+      log(`embedding cache: ${embeddingCache.size} vectors from ${cacheFile}`);
+    } catch {
+      log(`embedding cache: ${cacheFile} not readable yet; it is written after embedding`);
+    }
+  }
   const embedder = new LocalEmbedder({ logger: silentLogger });
+  const metrics = new Metrics({ defaultMetrics: false });
   await embedder.warmUp();
 
   const userIds: string[] = [];
@@ -351,7 +513,7 @@ async function main() {
   interface Loaded {
     sample: string;
     userId: string;
-    turns: LocomoTurn[];
+    turns: DatedTurn[];
     texts: string[];
     vectors: number[][];
     /** memory id → dia ids stored as that memory */
@@ -387,6 +549,8 @@ async function main() {
         embeddingModel: embedder.model,
         sourceMessageId: null,
         sourceSessionId: null,
+        // The session's date: when the user told it (the lexical document holds it in words).
+        createdAt: turn.date ?? undefined,
       });
       if (id === null) {
         // Same normalised text as an earlier turn: the store keeps one row for both.
@@ -426,14 +590,28 @@ async function main() {
     log(`${name}: ${turns.length} turns stored, ${questions.length} questions`);
   }
   if (!values['no-analyze']) await bench.query('ANALYZE memories');
+  const saveCache = async () => {
+    if (cacheFile) await writeFile(cacheFile, JSON.stringify(Object.fromEntries(embeddingCache)));
+  };
+  await saveCache();
 
-  // 2. Search every question with the project's searchLayer, and with the baselines.
+  // 2. Search every question with the project's rankers, and with the baselines.
+  const env = envSchema.parse({});
+  const fusion = fusionFromEnv(env);
   const results: QuestionResult[] = [];
   let shortResults = 0;
   let setMismatch = 0;
-  const plans: { vector?: string; hybrid?: string } = {};
-  const hybridMs: number[] = [];
-  let ftsMatched = 0;
+  const plans: Partial<Record<ProjectRanker, string>> = {};
+  const latencyMs: Record<string, number[]> = {};
+  const timed = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
+    const s0 = performance.now();
+    const out = await f();
+    latencyMs[name] = [...(latencyMs[name] ?? []), performance.now() - s0];
+    return out;
+  };
+  const grid = values['fusion-grid'] ? fusionGrid() : [];
+  const gridRecall = grid.map(() => [] as number[]);
+  let lexicalMatched = 0;
   for (const conv of loaded) {
     const t0 = performance.now();
     const qVectors = await embedByLength(
@@ -442,28 +620,31 @@ async function main() {
       'query',
     );
     timings.embedQueriesMs += performance.now() - t0;
+    // recallForTurn embeds its own text: it is given these very vectors (embedded in batch).
+    const cached = cachedEmbedder(
+      embedder,
+      conv.questions.map((q, i) => [q.q, qVectors[i] as number[]]),
+    );
     const bm25 = new Bm25(conv.texts);
+    const bm25Dated = new Bm25(
+      conv.texts.map((t, i) => `${t} ${dateWords(conv.turns[i]?.date ?? null)}`),
+    );
     const n = conv.turns.length;
     const scope = { userId: conv.userId, instanceId: null };
     const diaOfHits = (hits: ScoredMemory[]) => hits.map((h) => conv.diaOf.get(h.memory.id) ?? []);
+    const capture = (name: ProjectRanker) =>
+      plans[name] === undefined
+        ? bench.tap.captureNext((sql) => sql.includes('FROM') && sql.includes('memories'))
+        : undefined;
     for (const [qi, q] of conv.questions.entries()) {
       const embedding = qVectors[qi] as number[];
       const rankings: [string, (readonly string[])[]][] = [];
       if (useVector) {
-        const capture =
-          plans.vector === undefined
-            ? bench.tap.captureNext(
-                (sql) => sql.includes('FROM') && sql.includes('<=>') && !sql.includes('ts_rank'),
-              )
-            : undefined;
-        const s0 = performance.now();
-        const hits = await searchLayer(prisma, scope, {
-          embedding,
-          model: embedder.model,
-          k: maxK,
-        });
-        timings.searchMs.push(performance.now() - s0);
-        if (capture) plans.vector = await explain(bench, await capture);
+        const c = capture('project');
+        const hits = await timed('project', () =>
+          searchLayer(prisma, scope, { embedding, model: embedder.model, k: maxK }),
+        );
+        if (c) plans.project = await explain(bench, await c);
         if (hits.length < Math.min(maxK, conv.diaOf.size)) shortResults += 1;
         const projectDia = diaOfHits(hits);
         rankings.push(['project', projectDia]);
@@ -481,28 +662,70 @@ async function main() {
         const projectSet = new Set(projectDia.flat());
         if ([...exactSet].some((d) => !projectSet.has(d))) setMismatch += 1;
       }
-      if (useHybrid && hybridSearch) {
-        const capture =
-          plans.hybrid === undefined
-            ? bench.tap.captureNext((sql) => sql.includes('ts_rank'))
-            : undefined;
-        const s0 = performance.now();
-        const hits = await hybridSearch(prisma, scope, {
-          embedding,
-          model: embedder.model,
-          k: maxK,
-          text: q.q,
-        });
-        hybridMs.push(performance.now() - s0);
-        if (capture) plans.hybrid = await explain(bench, await capture);
-        // Diagnostic: did the full-text side match any turn at all? (store.ts parses the query
-        // with websearch_to_tsquery('english', …), where every word must occur.)
-        const [fts] = await bench.query<{ n: number }>(
-          "SELECT count(*)::int AS n FROM memories WHERE user_id = $1::uuid AND instance_id IS NULL AND search_tsv @@ websearch_to_tsquery('english', $2)",
-          [conv.userId, q.q],
+      if (selected.has('project-lexical')) {
+        const c = capture('project-lexical');
+        const hits = await timed('project-lexical', () =>
+          searchLayerLexical(prisma, scope, { text: q.q, model: embedder.model, k: maxK }),
         );
-        if ((fts?.n ?? 0) > 0) ftsMatched += 1;
+        if (c) plans['project-lexical'] = await explain(bench, await c);
+        if (hits.length > 0) lexicalMatched += 1;
+        rankings.push(['project-lexical', diaOfHits(hits)]);
+      }
+      if (selected.has('project-hybrid')) {
+        const c = capture('project-hybrid');
+        const hits = await timed('project-hybrid', () =>
+          searchLayerHybrid(prisma, scope, {
+            embedding,
+            model: embedder.model,
+            k: maxK,
+            text: q.q,
+          }),
+        );
+        if (c) plans['project-hybrid'] = await explain(bench, await c);
         rankings.push(['project-hybrid', diaOfHits(hits)]);
+      }
+      if (selected.has('turn-recall')) {
+        // Exactly what a chat turn runs (recallForTurn with the default settings), with the
+        // question as the message and no earlier reply; k = the deepest k measured here, in
+        // the profile layer where the turns are stored.
+        const recalled = await timed('turn-recall', () =>
+          recallForTurn(
+            { db: prisma, embedder: cached, logger: silentLogger, metrics },
+            { userId: conv.userId, instanceId: randomUUID() },
+            { message: q.q },
+            { profileK: maxK, relationshipK: 0, minScore, fusion },
+          ),
+        );
+        if (recalled.error) throw new Error(`turn recall failed: ${recalled.error}`);
+        rankings.push(['turn-recall', diaOfHits(recalled.profile)]);
+      }
+      if (grid.length > 0) {
+        // Each side's ranking once, from the project's SQL (the meaning side under the turn's
+        // minScore, as searchLayerHybrid filters it); the weighted RRF of every setting is then
+        // computed here exactly as searchLayerHybrid's SQL does (BM25 ties share a rank; equal
+        // fused scores go to word matches, then to the nearer by meaning).
+        const depth = Math.max(...grid.map((g) => Math.max(g.vectorDepth, g.lexicalDepth)));
+        const meaning = (
+          await searchLayer(prisma, scope, { embedding, model: embedder.model, k: depth })
+        ).filter((h) => h.score >= minScore);
+        const words = await searchLayerLexical(prisma, scope, {
+          text: q.q,
+          model: embedder.model,
+          k: depth,
+        });
+        for (const [gi, g] of grid.entries()) {
+          const fused = fuseInJs(
+            meaning.slice(0, g.vectorDepth).map((h) => h.memory.id),
+            words.slice(0, g.lexicalDepth).map((h) => ({ id: h.memory.id, score: h.score })),
+            g,
+          ).slice(0, maxK);
+          const s = scoreRanking(
+            fused.map((id) => conv.diaOf.get(id) ?? []),
+            q.evidence,
+            ks,
+          );
+          gridRecall[gi]?.push(s.recall[k10Index(ks)] ?? 0);
+        }
       }
       const exactOrder = conv.vectors
         .map((v, i) => ({ s: dot(v, embedding), i }))
@@ -510,6 +733,10 @@ async function main() {
         .map((x) => x.i);
       rankings.push(['exact', exactOrder.map((i) => [conv.turns[i]?.dia_id as string])]);
       rankings.push(['bm25', bm25.rank(q.q).map((i) => [conv.turns[i]?.dia_id as string])]);
+      rankings.push([
+        'bm25-dated',
+        bm25Dated.rank(q.q).map((i) => [conv.turns[i]?.dia_id as string]),
+      ]);
 
       const r: QuestionResult = {
         sample: conv.sample,
@@ -528,18 +755,18 @@ async function main() {
       results.push(r);
     }
   }
+  await saveCache();
   const totalSeconds = (performance.now() - started) / 1000;
 
   // 3. Report.
-  const projectRankers = [
-    ...(useVector ? ['project'] : []),
-    ...(useHybrid ? ['project-hybrid'] : []),
-  ];
+  const projectRankers = PROJECT_RANKERS.filter((rk) => selected.has(rk));
   const rankers = [
-    ...(useVector ? ['project', `project_minScore${minScore}`] : []),
-    ...(useHybrid ? ['project-hybrid'] : []),
+    ...projectRankers.flatMap((rk) =>
+      rk === 'project' ? [rk, `project_minScore${minScore}`] : [rk],
+    ),
     'exact',
     'bm25',
+    'bm25-dated',
     'random',
   ];
   const byCategory = Object.fromEntries(
@@ -585,7 +812,10 @@ async function main() {
   const describe: Record<string, string> = {
     project: 'project: searchLayer (vector, cosine)',
     [`project_minScore${minScore}`]: `searchLayer + RECALL_MIN_SCORE=${minScore}`,
-    'project-hybrid': 'project: searchLayerHybrid (vector + full text, RRF)',
+    'project-lexical': 'project: searchLayerLexical (BM25 in SQL)',
+    'project-hybrid': 'project: searchLayerHybrid (vector + BM25, weighted RRF)',
+    'turn-recall': 'turn-recall: recallForTurn as a chat turn runs it',
+    'bm25-dated': 'BM25 in JS, turn + session date in words (reference)',
     exact: 'exact cosine in JS (same vectors)',
     bm25: 'BM25 in JS (lexical reference)',
     random: 'random ranking (expected)',
@@ -674,20 +904,48 @@ async function main() {
       ]),
     ),
   );
-  const search = summarize(timings.searchMs);
-  const hybridLatency = summarize(hybridMs);
+  const latencies = Object.fromEntries(
+    projectRankers.map((rk) => [rk, summarize(latencyMs[rk] ?? [])]),
+  );
   out.push('');
+  out.push(
+    table(
+      [`latency per search (one layer, k = ${maxK})`, 'p50 ms', 'p95 ms', 'n'],
+      projectRankers.map((rk) => [
+        describe[rk] ?? rk,
+        latencies[rk]?.p50.toFixed(2),
+        latencies[rk]?.p95.toFixed(2),
+        latencies[rk]?.n,
+      ]),
+    ),
+  );
   if (useVector) {
     out.push(
-      `searchLayer latency: p50 ${search.p50.toFixed(2)} ms, p95 ${search.p95.toFixed(2)} ms (n=${search.n}); ` +
-        `questions with fewer than ${maxK} rows returned: ${shortResults}; ` +
+      `vector: questions with fewer than ${maxK} rows returned: ${shortResults}; ` +
         `questions whose top-k set differs from exact: ${setMismatch}`,
     );
   }
-  if (useHybrid) {
+  if (selected.has('project-lexical')) {
     out.push(
-      `searchLayerHybrid latency: p50 ${hybridLatency.p50.toFixed(2)} ms, p95 ${hybridLatency.p95.toFixed(2)} ms (n=${hybridLatency.n}); ` +
-        `questions whose full-text side matched any turn: ${ftsMatched}/${results.length}`,
+      `lexical: questions where any turn matched a word: ${lexicalMatched}/${results.length}`,
+    );
+  }
+  const gridRows = grid.map((g, i) => {
+    const rs = gridRecall[i] ?? [];
+    return { ...g, recallAtK: round(rs.reduce((a, b) => a + b, 0) / Math.max(1, rs.length), 4) };
+  });
+  if (gridRows.length > 0) {
+    out.push('');
+    out.push(
+      `--fusion-grid: weighted RRF (searchLayerHybrid's, in JS over the two SQL rankings) R@${kLabel} over all ${results.length} questions per setting (vector weight 1, minScore ${minScore}):`,
+    );
+    out.push(
+      table(
+        ['rrfK', 'lexical weight', 'depths', `R@${kLabel}`],
+        [...gridRows]
+          .sort((a, b) => b.recallAtK - a.recallAtK)
+          .map((g) => [g.rrfK, g.lexicalWeight, g.vectorDepth, pct(g.recallAtK)]),
+      ),
     );
   }
   out.push(
@@ -757,11 +1015,17 @@ async function main() {
         ),
       })),
       searchLatencyMs: {
-        ...(useVector ? { vector: latency(search) } : {}),
-        ...(useHybrid ? { hybrid: latency(hybridLatency) } : {}),
+        ...Object.fromEntries(
+          Object.entries(latencies).map(([rk, l]) => [
+            rk,
+            latency(l as ReturnType<typeof summarize>),
+          ]),
+        ),
       },
       shortResults: useVector ? shortResults : null,
-      fullTextMatchedQuestions: useHybrid ? ftsMatched : null,
+      lexicalMatchedQuestions: selected.has('project-lexical') ? lexicalMatched : null,
+      fusion,
+      fusionGrid: gridRows,
       topKSetDiffersFromExact: useVector ? setMismatch : null,
       timingsSeconds: {
         embedDocuments: round(timings.embedDocsMs / 1000, 2),

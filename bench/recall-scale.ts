@@ -24,8 +24,9 @@ import { parseArgs } from 'node:util';
 import { Prisma, type PrismaClient } from '@prisma/client';
 import { type Database, openDatabase } from '../src/db/client.js';
 import { silentLogger } from '../src/logger.js';
+import { DEFAULT_FUSION } from '../src/memory/fusion.js';
 import { recallForTurn } from '../src/memory/recall.js';
-import { searchLayer, toVectorLiteral } from '../src/memory/store.js';
+import { searchLayer, searchLayerHybrid, toVectorLiteral } from '../src/memory/store.js';
 import { Metrics } from '../src/metrics.js';
 import type { Embedder } from '../src/providers/embeddings/types.js';
 import { deadline, emitJson, log, machineInfo, round, summarize, table } from './lib/common.js';
@@ -44,12 +45,15 @@ const PROFILE_K = 3;
 const RELATIONSHIP_K = 8;
 
 /**
- * `project`: the project's own query (recallForTurn → searchLayer), whatever src has now.
+ * `project`: the project's own turn recall (recallForTurn → searchLayerHybrid: meaning and
+ * words fused), whatever src has now.
+ * `vector`: the turn recall before hybrid, searchLayer (vector only) on both layers: the
+ * baseline the hybrid turn is compared with in the same run.
  * `no-tiebreak`: bench-only SQL, searchLayer's conditions with neither a subquery fence nor the
  * `, id` tie-breaker — `ORDER BY embedding <=> $v LIMIT k` straight on `memories`, the form
  * pgvector's HNSW index can serve (on PostgreSQL 15 a second sort key already prevents it).
  */
-type QueryForm = 'project' | 'no-tiebreak';
+type QueryForm = 'project' | 'vector' | 'no-tiebreak';
 
 interface Strategy {
   name: string;
@@ -66,7 +70,15 @@ const STRATEGIES: Strategy[] = [
   {
     name: 'default',
     query: 'project',
-    description: 'as shipped: searchLayer, planner choice, server defaults',
+    description:
+      'as shipped: recallForTurn (hybrid: vector + BM25), planner choice, server defaults',
+    settings: {},
+  },
+  {
+    name: 'vector-only',
+    query: 'vector',
+    description:
+      'baseline: searchLayer (vector only) on both layers, the turn recall before hybrid',
     settings: {},
   },
   {
@@ -123,6 +135,8 @@ const STRATEGIES: Strategy[] = [
 interface Query {
   user: BenchUser;
   vector: number[];
+  /** The turn's text (the lexical side of hybrid recall). */
+  text: string;
   exactProfile: string[];
   exactRelationship: string[];
 }
@@ -185,6 +199,23 @@ async function searchNoTiebreak(
 type RecallFn = (q: Query) => Promise<{ profile: string[]; relationship: string[] }>;
 
 function recallFunction(db: Database, form: QueryForm): RecallFn {
+  if (form === 'vector') {
+    return async (q) => {
+      const query = { embedding: q.vector, model: BENCH_MODEL };
+      const [profile, relationship] = await Promise.all([
+        searchLayer(
+          db.prisma,
+          { userId: q.user.userId, instanceId: null },
+          { ...query, k: PROFILE_K },
+        ),
+        searchLayer(db.prisma, q.user, { ...query, k: RELATIONSHIP_K }),
+      ]);
+      return {
+        profile: profile.map((r) => r.memory.id),
+        relationship: relationship.map((r) => r.memory.id),
+      };
+    };
+  }
   if (form === 'no-tiebreak') {
     return async (q) => {
       const [profile, relationship] = await Promise.all([
@@ -206,9 +237,9 @@ function recallFunction(db: Database, form: QueryForm): RecallFn {
     const result = await recallForTurn(
       { db: db.prisma, embedder, logger: silentLogger, metrics },
       { userId: q.user.userId, instanceId: q.user.instanceId },
-      'bench',
+      { message: q.text },
       // minScore -1: the score filter runs in JS after the query, so it would only hide rows.
-      { profileK: PROFILE_K, relationshipK: RELATIONSHIP_K, minScore: -1 },
+      { profileK: PROFILE_K, relationshipK: RELATIONSHIP_K, minScore: -1, fusion: DEFAULT_FUSION },
     );
     if (result.error) throw new Error(`recall failed: ${result.error}`);
     return {
@@ -283,6 +314,7 @@ async function planFor(
   user: BenchUser,
   layer: 'profile' | 'relationship',
   vector: number[],
+  text: string,
   settings: Record<string, string>,
 ): Promise<string> {
   const capture = bench.tap.captureNext(
@@ -291,6 +323,13 @@ async function planFor(
   const scope = { userId: user.userId, instanceId: layer === 'profile' ? null : user.instanceId };
   const k = layer === 'profile' ? PROFILE_K : RELATIONSHIP_K;
   if (form === 'project') {
+    await searchLayerHybrid(
+      bench.db.prisma,
+      scope,
+      { embedding: vector, model: BENCH_MODEL, k, text, minScore: -1 },
+      DEFAULT_FUSION,
+    );
+  } else if (form === 'vector') {
     await searchLayer(bench.db.prisma, scope, { embedding: vector, model: BENCH_MODEL, k });
   } else {
     await searchNoTiebreak(bench.db.prisma, scope, vector, k);
@@ -387,11 +426,14 @@ async function runSize(options: SizeOptions): Promise<SizeResult> {
       for (let i = 0; i < n; i++) {
         const user = pick();
         const vector = loaded.vectors.next();
+        // A chat message's worth of words (a turn's recall text: message + previous reply).
+        const text = loaded.texts.sentence(8, 20);
         // The literal searchLayer sends (full precision), so ties and near-ties rank alike.
         const v = toVectorLiteral(vector);
         out.push({
           user,
           vector,
+          text,
           exactProfile: await exactTopK(bench, user, 'profile', v, PROFILE_K),
           exactRelationship: await exactTopK(bench, user, 'relationship', v, RELATIONSHIP_K),
         });
@@ -410,6 +452,7 @@ async function runSize(options: SizeOptions): Promise<SizeResult> {
     const results: SizeResult['strategies'] = {};
     const plans: SizeResult['plans'] = {};
     const samplePlanVector = loaded.vectors.next();
+    const samplePlanText = loaded.texts.sentence(8, 20);
     // Warm caches and JIT once, so the first strategy measured is not the coldest.
     await measure(
       recallFunction(bench.db, 'project'),
@@ -454,6 +497,7 @@ async function runSize(options: SizeOptions): Promise<SizeResult> {
           typicalUser,
           layer,
           samplePlanVector,
+          samplePlanText,
           strategy.settings,
         );
         p[`typical-${layer}`] = { path: accessPath(plan), plan };
@@ -464,6 +508,7 @@ async function runSize(options: SizeOptions): Promise<SizeResult> {
             loaded.heavy,
             layer,
             samplePlanVector,
+            samplePlanText,
             strategy.settings,
           );
           p[`heavy-${layer}`] = { path: accessPath(hp), plan: hp };

@@ -12,6 +12,7 @@ import { PostgresRateStore } from './limits-store.js';
 import type { Logger } from './logger.js';
 import { EXTRACT_MEMORIES, extractMemoriesHandler } from './memory/extract-job.js';
 import { LlmExtractor } from './memory/extract-llm.js';
+import type { FusionSettings } from './memory/fusion.js';
 import { Metrics } from './metrics.js';
 import { createProviders, type Providers } from './providers/index.js';
 import {
@@ -21,11 +22,22 @@ import {
 } from './providers/instrumented.js';
 import type { Services, TurnConfig } from './services.js';
 
+export function fusionFromEnv(env: Env): FusionSettings {
+  return {
+    vectorWeight: env.RECALL_VECTOR_WEIGHT,
+    lexicalWeight: env.RECALL_LEXICAL_WEIGHT,
+    vectorDepth: env.RECALL_VECTOR_DEPTH,
+    lexicalDepth: env.RECALL_LEXICAL_DEPTH,
+    rrfK: env.RECALL_RRF_K,
+  };
+}
+
 export function turnConfigFrom(env: Env): TurnConfig {
   return {
     profileK: env.RECALL_PROFILE_K,
     relationshipK: env.RECALL_RELATIONSHIP_K,
     minScore: env.RECALL_MIN_SCORE,
+    fusion: fusionFromEnv(env),
     historyWindow: env.HISTORY_WINDOW,
     maxMessageChars: env.MAX_MESSAGE_CHARS,
     memoryMaxChars: env.MEMORY_MAX_CHARS,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_FUSION } from './memory/fusion.js';
 
 /**
  * Every setting of the server, parsed once at boot. Nothing else reads process.env.
@@ -154,6 +155,40 @@ export const envSchema = z.object({
     .max(1)
     .default(0.1)
     .describe('Cosine similarity below which a memory is not recalled.'),
+  RECALL_VECTOR_WEIGHT: z.coerce
+    .number()
+    .min(0)
+    .max(10)
+    .default(DEFAULT_FUSION.vectorWeight)
+    .describe('Weight of meaning (embedding rank) in the fused recall and memory search ranking.'),
+  RECALL_LEXICAL_WEIGHT: z.coerce
+    .number()
+    .min(0)
+    .max(10)
+    .default(DEFAULT_FUSION.lexicalWeight)
+    .describe('Weight of words (BM25 rank) in the fused recall and memory search ranking.'),
+  RECALL_VECTOR_DEPTH: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(200)
+    .default(DEFAULT_FUSION.vectorDepth)
+    .describe('Memories the meaning side contributes to the fusion, per layer.'),
+  RECALL_LEXICAL_DEPTH: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(200)
+    .default(DEFAULT_FUSION.lexicalDepth)
+    .describe('Memories the words side (BM25) contributes to the fusion, per layer.'),
+  RECALL_RRF_K: z.coerce
+    .number()
+    .min(1)
+    .max(1000)
+    .default(DEFAULT_FUSION.rrfK)
+    .describe(
+      'Reciprocal rank fusion constant: a memory ranked r by a side earns weight / (k + r).',
+    ),
   HISTORY_WINDOW: z.coerce
     .number()
     .int()

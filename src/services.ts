@@ -2,6 +2,7 @@ import type { PrismaClient } from '@prisma/client';
 import type { RunningTurns } from './chat/running-turns.js';
 import type { UserLimits } from './limits.js';
 import type { Logger } from './logger.js';
+import type { FusionSettings } from './memory/fusion.js';
 import type { MemoryExtractor } from './memory/types.js';
 import type { Metrics } from './metrics.js';
 import type { Embedder } from './providers/embeddings/types.js';
@@ -12,6 +13,8 @@ export interface TurnConfig {
   profileK: number;
   relationshipK: number;
   minScore: number;
+  /** How recall (and memory search) fuses meaning and words. */
+  fusion: FusionSettings;
   historyWindow: number;
   maxMessageChars: number;
   memoryMaxChars: number;

@@ -69,6 +69,60 @@ export class VectorSource {
   }
 }
 
+/**
+ * Memory and query texts for the lexical side: words drawn from a Zipf-distributed vocabulary
+ * of 50 000 words (rank r has probability ∝ 1/r, as words in English text) without its 100 most
+ * frequent ranks — the stop words the `english` configuration drops —, so a query mixes common
+ * words that match hundreds of a heavy user's memories with rare ones that match few: what BM25
+ * has to rank. Words are pronounceable pseudo-words ("kalomi"), stemmed like any English word.
+ */
+export class TextSource {
+  private readonly random: () => number;
+  private readonly words: string[];
+  private readonly cumulative: Float64Array;
+  constructor(seed: number, vocabulary = 50_000, skipped = 100) {
+    this.random = mulberry32(seed ^ 0x5eed);
+    const syllables = 'ka lo mi re su ta ne po vi da ru ge fo bi ze hu'.split(' ');
+    const seen = new Set<string>();
+    this.words = [];
+    while (this.words.length < vocabulary) {
+      const n = 2 + Math.floor(this.random() * 4);
+      let w = '';
+      for (let i = 0; i < n; i++) w += syllables[Math.floor(this.random() * syllables.length)];
+      if (!seen.has(w)) {
+        seen.add(w);
+        this.words.push(w);
+      }
+    }
+    this.cumulative = new Float64Array(vocabulary);
+    let total = 0;
+    for (let r = 0; r < vocabulary; r++) {
+      total += 1 / (r + 1 + skipped);
+      this.cumulative[r] = total;
+    }
+    for (let r = 0; r < vocabulary; r++)
+      this.cumulative[r] = (this.cumulative[r] as number) / total;
+  }
+
+  private word(): string {
+    const x = this.random();
+    let lo = 0;
+    let hi = this.cumulative.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((this.cumulative[mid] as number) < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return this.words[lo] as string;
+  }
+
+  /** `min`..`max` words. */
+  sentence(min: number, max: number): string {
+    const n = min + Math.floor(this.random() * (max - min + 1));
+    return Array.from({ length: n }, () => this.word()).join(' ');
+  }
+}
+
 /** 4-decimal text of each component via a lookup table: formatting floats dominates otherwise. */
 const LUT_SCALE = 10_000;
 const LUT_MAX = 10_000;
@@ -116,6 +170,7 @@ export interface Loaded {
   total: number;
   personaId: string;
   vectors: VectorSource;
+  texts: TextSource;
   timings: { insertSeconds: number; indexSeconds: number; analyzeSeconds: number };
   indexes: { name: string; seconds: number }[];
 }
@@ -133,6 +188,7 @@ export async function loadSynthetic(
   progress: (message: string) => void,
 ): Promise<Loaded> {
   const vectors = new VectorSource(spec.seed, spec.topics, spec.uniform);
+  const texts = new TextSource(spec.seed);
   const personaId = randomUUID();
   await bench.query(
     `INSERT INTO personas (id, slug, name, description, system_prompt, greeting, updated_at)
@@ -193,7 +249,8 @@ export async function loadSynthetic(
       rows.push({
         u: u.userId,
         i: profile ? null : u.instanceId,
-        c: `bench memory ${n} (${profile ? 'profile' : 'relationship'})`,
+        // Ten-odd words; the number keeps each text unique in its layer (duplicate guard).
+        c: `${texts.sentence(8, 14)} ${n}`,
         e: vectorText(vectors.next()),
       });
       if (rows.length >= spec.batch) {
@@ -238,6 +295,7 @@ export async function loadSynthetic(
     total,
     personaId,
     vectors,
+    texts,
     timings: { insertSeconds, indexSeconds, analyzeSeconds },
     indexes: indexTimes,
   };

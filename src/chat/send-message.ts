@@ -104,16 +104,6 @@ async function runTurn(
   }
 
   const { persona } = session.instance;
-  const recalled = await recallForTurn(
-    { db: s.prisma, embedder: s.embedder, logger: s.logger, metrics: s.metrics },
-    { userId: input.userId, instanceId: session.instanceId },
-    content,
-    {
-      profileK: s.config.profileK,
-      relationshipK: s.config.relationshipK,
-      minScore: s.config.minScore,
-    },
-  );
   const history = await s.prisma.message.findMany({
     where: {
       sessionId: session.id,
@@ -124,6 +114,19 @@ async function runTurn(
     take: s.config.historyWindow,
     select: { role: true, content: true },
   });
+  // Recall for the conversation: the message and the persona's reply it answers.
+  const previousReply = history.find((m) => m.role === 'ASSISTANT')?.content ?? null;
+  const recalled = await recallForTurn(
+    { db: s.prisma, embedder: s.embedder, logger: s.logger, metrics: s.metrics },
+    { userId: input.userId, instanceId: session.instanceId },
+    { message: content, previousReply },
+    {
+      profileK: s.config.profileK,
+      relationshipK: s.config.relationshipK,
+      minScore: s.config.minScore,
+      fusion: s.config.fusion,
+    },
+  );
   const messages = buildPrompt({
     persona,
     profile: recalled.profile,

@@ -5,7 +5,7 @@ import type { ExtractionInput } from './types.js';
  * Bump on any change to the wording below: it is logged with every extraction, so a quality
  * regression in stored memories can be traced to the prompt that produced them.
  */
-export const EXTRACTION_PROMPT_VERSION = 'extract-v1';
+export const EXTRACTION_PROMPT_VERSION = 'extract-v2';
 
 /**
  * The data blocks of the user message. Conversation text is wrapped in these tags and any
@@ -53,7 +53,9 @@ with who or what they mean ("she" becomes "User's sister Ana").
 Tuesday 2024-05-14). Never leave words such as \
 "yesterday", "tomorrow", "recently" or "next week" in a memory. If a date is uncertain, say \
 "around".
-- One sentence, at most 200 characters, in English; keep names and titles as the user wrote them.
+- One sentence, at most 200 characters, in the language the user writes in (a user who writes \
+Portuguese gets memories in Portuguese, still starting with "User"); never translate. Keep names \
+and titles as the user wrote them.
 
 ## Categories
 - "fact": stable facts about the user: job, studies, home, age, health, pets, background.

@@ -1,6 +1,7 @@
 import { Prisma, type PrismaClient } from '@prisma/client';
 import type { UserLimits } from '../limits.js';
 import type { Embedder } from '../providers/embeddings/types.js';
+import type { FusionSettings } from './fusion.js';
 import {
   COLUMNS,
   filterConditions,
@@ -113,7 +114,10 @@ async function listLayers(
   return out;
 }
 
-/** HYBRID: meaning and words fused by reciprocal rank. VECTOR: cosine similarity only. */
+/**
+ * HYBRID: meaning and words fused by reciprocal rank, the very ranking (and settings) of chat
+ * recall. VECTOR: cosine similarity only.
+ */
 export type SearchMode = 'HYBRID' | 'VECTOR';
 
 export interface SearchOptions extends MemoryFilter {
@@ -128,7 +132,12 @@ export interface SearchOptions extends MemoryFilter {
  * search embeds its text, so it counts against the searcher's (`actorId`) per-minute limit.
  */
 export async function searchMemories(
-  deps: { prisma: PrismaClient; embedder: Embedder; limits: UserLimits },
+  deps: {
+    prisma: PrismaClient;
+    embedder: Embedder;
+    limits: UserLimits;
+    config: { fusion: FusionSettings };
+  },
   scope: LayerScope,
   options: SearchOptions & { actorId: string },
 ): Promise<{ rows: ScoredMemory[]; hasNextPage: boolean }> {
@@ -139,7 +148,7 @@ export async function searchMemories(
   const query = { ...filter, embedding, model: deps.embedder.model, k: first + 1, offset };
   const rows =
     mode === 'HYBRID'
-      ? await searchLayerHybrid(deps.prisma, scope, { ...query, text })
+      ? await searchLayerHybrid(deps.prisma, scope, { ...query, text }, deps.config.fusion)
       : await searchLayer(deps.prisma, scope, query);
   return { rows: rows.slice(0, first), hasNextPage: rows.length > first };
 }

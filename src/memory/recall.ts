@@ -2,12 +2,14 @@ import { z } from 'zod';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Embedder } from '../providers/embeddings/types.js';
-import { type Db, type ScoredMemory, searchLayer } from './store.js';
+import type { FusionSettings } from './fusion.js';
+import { type Db, type ScoredMemory, searchLayerHybrid } from './store.js';
 
 export interface RecallOptions {
   profileK: number;
   relationshipK: number;
   minScore: number;
+  fusion: FusionSettings;
 }
 
 export interface RecallResult {
@@ -17,27 +19,57 @@ export interface RecallResult {
   error?: string;
 }
 
+/** What a turn recalls for: the user's message, and the persona's reply it answers. */
+export interface RecallQuery {
+  message: string;
+  /** The persona's previous reply in this conversation, if any. */
+  previousReply?: string | null;
+}
+
 /**
- * Two-layer recall for one turn: the message is embedded once, then both layers are searched
- * concurrently. A failure here must never fail the chat: it degrades to no memories.
+ * Characters of the previous reply that go into the query (its end, nearest the message): a
+ * reply may be 1024 tokens, and its closing lines are what "how did it go?" answers.
+ */
+export const RECALL_CONTEXT_CHARS = 600;
+
+/**
+ * The recall text of a turn: the conversation, not one message. "How did it go?" shares no
+ * word or meaning with the memory it is about; the reply it answers ("Good luck with the
+ * interview at the bakery!") does. Reply first, message last, so the message's words are the
+ * end of the text the embedder reads.
+ */
+export function recallText(query: RecallQuery): string {
+  const reply = query.previousReply?.trim() ?? '';
+  if (!reply) return query.message;
+  const tail = reply.length > RECALL_CONTEXT_CHARS ? reply.slice(-RECALL_CONTEXT_CHARS) : reply;
+  return `${tail}\n${query.message}`;
+}
+
+/**
+ * Two-layer recall for one turn: the conversation text (recallText) is embedded once, then
+ * both layers are searched concurrently with the hybrid ranking (meaning and words fused,
+ * store.ts searchLayerHybrid). A failure here must never fail the chat: it degrades to no
+ * memories.
  */
 export async function recallForTurn(
   deps: { db: Db; embedder: Embedder; logger: Logger; metrics: Metrics },
   scope: { userId: string; instanceId: string },
-  text: string,
+  input: RecallQuery,
   options: RecallOptions,
 ): Promise<RecallResult> {
   try {
+    const text = recallText(input);
     const [embedding] = await deps.embedder.embed([text], 'query');
     if (!embedding) throw new Error('embedder returned no vector');
-    const query = { embedding, model: deps.embedder.model, minScore: options.minScore };
+    const query = { embedding, text, model: deps.embedder.model, minScore: options.minScore };
     const [profile, relationship] = await Promise.all([
-      searchLayer(
+      searchLayerHybrid(
         deps.db,
         { userId: scope.userId, instanceId: null },
         { ...query, k: options.profileK },
+        options.fusion,
       ),
-      searchLayer(deps.db, scope, { ...query, k: options.relationshipK }),
+      searchLayerHybrid(deps.db, scope, { ...query, k: options.relationshipK }, options.fusion),
     ]);
     deps.metrics.recallHits.inc({ layer: 'profile' }, profile.length);
     deps.metrics.recallHits.inc({ layer: 'relationship' }, relationship.length);

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Prisma, type PrismaClient } from '@prisma/client';
 import { EMBEDDING_DIMENSIONS } from '../providers/embeddings/types.js';
+import { DEFAULT_FUSION, type FusionSettings } from './fusion.js';
 import type { MemoryCategory, MemoryLayer } from './types.js';
 
 /**
@@ -157,68 +158,157 @@ export async function searchLayer(
 }
 
 /**
- * Reciprocal rank fusion: a row ranked r by one side earns 1 / (RRF_K + r) from it. 60 is the
- * constant of Cormack, Clarke & Büttcher (SIGIR 2009), the usual default: large enough that
- * the top few ranks of one side cannot drown the other side's agreement.
- */
-export const RRF_K = 60;
-/** Rows each side contributes before fusion, so a hybrid search returns at most twice this. */
-export const HYBRID_CANDIDATES = 50;
-/**
- * Must be the configuration of the `search_tsv` column (migration 20261124010000_memory_search,
- * which says why English): a query parsed otherwise would miss stemmed words.
+ * Must be the configuration of `memory_search_document` (migration
+ * 20261203010000_lexical_document, which says why English also for other languages): a query
+ * parsed otherwise would miss stemmed words.
  */
 const TEXT_SEARCH_CONFIG = Prisma.sql`'english'::regconfig`;
-/** Fused scores are divided by the best possible one (rank 1 on both sides): 1 is the top. */
-const RRF_SCALE = (RRF_K + 1) / 2;
+/** Distinct query lexemes a search considers (a long message is bounded, not refused). */
+export const MAX_QUERY_TERMS = 64;
+/** Okapi BM25's textbook constants: term-frequency saturation and length normalisation. */
+const BM25_K1 = 1.2;
+const BM25_B = 0.75;
 
 /**
- * Hybrid search of one layer: the HYBRID_CANDIDATES nearest rows by meaning and the
- * HYBRID_CANDIDATES best full-text matches of `text`, fused by reciprocal rank. Words find what
- * meaning ranks low (names, rare words); meaning finds what shares no word with the query.
+ * The query's lexemes (the memory documents' configuration: stemmed, stop words dropped) and
+ * their OR as a tsquery, so ANY of them may match. The tsquery is assembled from lexemes the
+ * server produced, each quoted as tsquery input requires (' and \ escaped): user text is a
+ * bound parameter and never becomes query syntax. No lexeme (only stop words): NULL, which
+ * matches nothing.
+ */
+function queryTerms(text: string): Prisma.Sql {
+  // NUL is the one character Postgres text cannot hold; it separates words like a space.
+  const clean = text.replaceAll('\u0000', ' ');
+  return Prisma.sql`SELECT array_agg(lexeme) AS lexemes,
+      string_agg('''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || '''', ' | ')::tsquery AS tsq
+    FROM (SELECT lexeme FROM unnest(to_tsvector(${TEXT_SEARCH_CONFIG}, ${clean})) AS t
+      ORDER BY lexeme LIMIT ${MAX_QUERY_TERMS}) AS t`;
+}
+
+/**
+ * BM25 over the rows of `mine` (CTE columns: id, len, hits), as SQL CTEs ending in `bm25(id,
+ * score)`: only rows matching at least one query lexeme get a score.
  *
- * - The text goes through websearch_to_tsquery, which accepts any string (quotes, `or` and
- *   `-word` are syntax; everything else is a word): user input is never a tsquery error.
- * - Both sides see exactly the same rows (one filter).
- * - Full-text ties share a rank (a word in every row tells the fusion nothing); which of them
- *   make the cut is decided by their rank on the meaning side (reused, not recomputed: the
- *   distance of every match would double the work for a word every memory contains).
- * - Equal fused scores go to rows that match the words: a match means every query word is in
- *   the memory, while some row is always nearest by meaning, relevant or not.
+ * - IDF from the user's own layer: N = its rows (those the search may return), df = the rows
+ *   among them holding the lexeme: ln(1 + (N − df + 0.5) / (df + 0.5)).
+ * - TF = the lexeme's positions in the memory's stored document (`hits`: the document cut
+ *   down to the query's lexemes with setweight + ts_filter, so nothing else is unnested).
+ * - Length: the document's distinct lexemes (length(tsvector)), against the layer's average.
+ *   Memories are a sentence or two, where nearly every word occurs once, so this stands in for
+ *   the token count without storing one.
+ */
+const BM25_CTES = Prisma.sql`layer AS (
+    SELECT count(*)::float8 AS n, GREATEST(COALESCE(avg(len), 1), 1)::float8 AS avgdl FROM mine
+  ), postings AS MATERIALIZED (
+    SELECT mine.id, mine.len::float8 AS len, p.lexeme,
+      COALESCE(cardinality(p.positions), 1)::float8 AS tf
+    FROM mine CROSS JOIN LATERAL unnest(mine.hits) AS p
+    WHERE mine.hits IS NOT NULL
+  ), idf AS (
+    SELECT lexeme, ln(1 + (layer.n - count(*) + 0.5) / (count(*) + 0.5)) AS idf
+    FROM postings, layer GROUP BY lexeme, layer.n
+  ), bm25 AS (
+    SELECT id, sum(
+      idf.idf * tf * ${BM25_K1 + 1}::float8
+        / (tf + ${BM25_K1}::float8 * (1 - ${BM25_B}::float8 + ${BM25_B}::float8 * len / layer.avgdl))
+    ) AS score
+    FROM postings JOIN idf USING (lexeme), layer
+    GROUP BY id
+  )`;
+
+/** A memory's lexical columns for BM25_CTES; `query` is the CTE of queryTerms. */
+const LEXICAL_COLUMNS = Prisma.sql`COALESCE(length(search_tsv), 0) AS len,
+  CASE WHEN search_tsv @@ query.tsq
+    THEN ts_filter(setweight(search_tsv, 'A', query.lexemes), '{a}') END AS hits`;
+
+export interface LexicalQuery extends MemoryFilter {
+  text: string;
+  /** Only rows embedded by this model, as in every search (the rows a vector search sees). */
+  model: string;
+  k: number;
+  offset?: number;
+}
+
+/**
+ * Words only: BM25 over one layer (the lexical side of searchLayerHybrid, on its own). Any
+ * query lexeme may match; the score is the BM25 sum. One statement.
+ */
+export async function searchLayerLexical(
+  db: Db,
+  scope: LayerScope,
+  query: LexicalQuery,
+): Promise<ScoredMemory[]> {
+  if (query.k <= 0) return [];
+  const where = searchable(scope, query.model, query);
+  const rows = await db.$queryRaw<(MemoryRow & { score: number })[]>`
+    WITH query AS MATERIALIZED (${queryTerms(query.text)}),
+    mine AS (
+      SELECT id, ${LEXICAL_COLUMNS} FROM ${candidates(where)}, query
+    ), ${BM25_CTES}
+    SELECT ${COLUMNS}, bm25.score FROM bm25 JOIN memories USING (id)
+    ORDER BY bm25.score DESC, id
+    LIMIT ${query.k} OFFSET ${query.offset ?? 0}`;
+  return rows.map(({ score, ...memory }) => ({ memory, score: Number(score) }));
+}
+
+/**
+ * Hybrid search of one layer, the ranking of every chat turn's recall and of memory search:
+ * the `vectorDepth` nearest rows by meaning and the `lexicalDepth` best rows by words (BM25,
+ * any query word), fused by weighted reciprocal rank (src/memory/fusion.ts). Words find what
+ * meaning ranks low (names, rare words, dates in words); meaning finds what shares no word.
+ *
+ * - One statement, one pass over the layer's rows (the per-user btree, as searchLayer): each
+ *   row's distance, document length and query-lexeme hits are computed together, so the
+ *   lexical side adds no second scan (and needs no GIN lookup: N and the average length need
+ *   every row anyway).
+ * - Both sides see exactly the same rows (one filter). `minScore` bounds the meaning side only
+ *   (a cosine threshold means nothing for a word match).
+ * - BM25 ties share a rank (equal documents tell the fusion nothing); which of them make the
+ *   cut is decided by their rank on the meaning side.
+ * - Equal fused scores go to rows that match the words, then to the nearer by meaning.
  * - The score is the fused score scaled to (0, 1]: 1 = first on both sides; a row found by one
- *   side only scores at most 0.5.
+ *   side only scores at most that side's share of the weights.
  */
 export async function searchLayerHybrid(
   db: Db,
   scope: LayerScope,
   query: VectorQuery & { text: string },
+  fusion: FusionSettings = DEFAULT_FUSION,
 ): Promise<ScoredMemory[]> {
   if (query.k <= 0) return [];
   const vec = toVectorLiteral(query.embedding);
   const where = searchable(scope, query.model, query);
-  // NUL is the one character Postgres text cannot hold; it separates words like a space.
-  const text = query.text.replaceAll('\u0000', ' ');
-  const tsquery = Prisma.sql`websearch_to_tsquery(${TEXT_SEARCH_CONFIG}, ${text})`;
+  const maxDistance = query.minScore === undefined ? null : 1 - query.minScore;
+  const wv = fusion.vectorWeight;
+  const wl = fusion.lexicalWeight;
+  const rrfK = fusion.rrfK;
+  // The best possible fused score (first on both sides): scores are divided by it.
+  const best = (wv + wl) / (rrfK + 1);
+  if (!(best > 0)) throw new Error('fusion weights must not both be 0');
   const rows = await db.$queryRaw<(MemoryRow & { score: number })[]>`
-    WITH by_meaning AS (
+    WITH query AS MATERIALIZED (${queryTerms(query.text)}),
+    mine AS (
+      SELECT id, embedding <=> ${vec}::vector AS distance, ${LEXICAL_COLUMNS}
+      FROM ${candidates(where)}, query
+    ), ${BM25_CTES}, by_meaning AS (
       SELECT id, row_number() OVER (ORDER BY distance, id) AS rank
       FROM (
-        SELECT id, embedding <=> ${vec}::vector AS distance FROM ${candidates(where)}
-        ORDER BY distance, id LIMIT ${HYBRID_CANDIDATES}
+        SELECT id, distance FROM mine
+        ${maxDistance === null ? Prisma.empty : Prisma.sql`WHERE distance <= ${maxDistance}::float8`}
+        ORDER BY distance, id LIMIT ${fusion.vectorDepth}
       ) AS nearest
     ), by_words AS (
-      SELECT id, rank() OVER (ORDER BY text_rank DESC) AS rank,
-        row_number() OVER (ORDER BY text_rank DESC, meaning_rank, id) AS position
+      SELECT id, rank() OVER (ORDER BY text_score DESC) AS rank,
+        row_number() OVER (ORDER BY text_score DESC, meaning_rank, id) AS position
       FROM (
-        SELECT id, ts_rank_cd(search_tsv, ${tsquery}) AS text_rank, by_meaning.rank AS meaning_rank
-        FROM memories LEFT JOIN by_meaning USING (id)
-        WHERE ${where} AND search_tsv @@ ${tsquery}
-        ORDER BY text_rank DESC, meaning_rank, id LIMIT ${HYBRID_CANDIDATES}
+        SELECT bm25.id, bm25.score AS text_score, by_meaning.rank AS meaning_rank
+        FROM bm25 LEFT JOIN by_meaning USING (id)
+        ORDER BY text_score DESC, meaning_rank, id LIMIT ${fusion.lexicalDepth}
       ) AS matching
     )
     SELECT ${COLUMNS},
-      (COALESCE(1::float8 / (${RRF_K}::int + by_meaning.rank), 0)
-        + COALESCE(1::float8 / (${RRF_K}::int + by_words.rank), 0)) * ${RRF_SCALE}::float8 AS score
+      (COALESCE(${wv}::float8 / (${rrfK}::float8 + by_meaning.rank), 0)
+        + COALESCE(${wl}::float8 / (${rrfK}::float8 + by_words.rank), 0)) / ${best}::float8 AS score
     FROM by_meaning FULL JOIN by_words USING (id) JOIN memories USING (id)
     ORDER BY score DESC, by_words.position, by_meaning.rank, id
     LIMIT ${query.k} OFFSET ${query.offset ?? 0}`;
@@ -234,6 +324,8 @@ export interface NewMemory {
   embeddingModel: string;
   sourceMessageId: string | null;
   sourceSessionId: string | null;
+  /** When the user told it; default now(). Imports and benchmarks replay older conversations. */
+  createdAt?: Date;
 }
 
 /**
@@ -248,7 +340,8 @@ export async function insertMemory(db: Db, m: NewMemory): Promise<string | null>
     VALUES (${id}::uuid, ${m.scope.userId}::uuid, ${m.scope.instanceId}::uuid,
       ${m.sourceMessageId}::uuid, ${m.sourceSessionId}::uuid, ${m.content},
       ${contentHash(m.content)}, ${m.category}::memory_category, ${m.confidence},
-      ${toVectorLiteral(m.embedding)}::vector, ${m.embeddingModel}, now(), now())
+      ${toVectorLiteral(m.embedding)}::vector, ${m.embeddingModel},
+      COALESCE(${m.createdAt?.toISOString() ?? null}::timestamptz, now()), now())
     ON CONFLICT (user_id, (COALESCE(instance_id, '00000000-0000-0000-0000-000000000000'::uuid)),
       content_hash) WHERE superseded_by_id IS NULL
     DO NOTHING

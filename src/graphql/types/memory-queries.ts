@@ -1,6 +1,7 @@
 import { createContextCache } from '@pothos/core';
 import DataLoader from 'dataloader';
 import { badInput, forbidden, notFound } from '../../errors.js';
+import { DEFAULT_FUSION } from '../../memory/fusion.js';
 import {
   type ListPage,
   type ListRequest,
@@ -8,12 +9,7 @@ import {
   type SearchMode,
   searchMemories,
 } from '../../memory/queries.js';
-import {
-  HYBRID_CANDIDATES,
-  type LayerScope,
-  type MemoryFilter,
-  RRF_K,
-} from '../../memory/store.js';
+import type { LayerScope, MemoryFilter } from '../../memory/store.js';
 import { actorOf, viewerOf } from '../auth.js';
 import { builder } from '../builder.js';
 import type { Context } from '../context.js';
@@ -35,10 +31,13 @@ export const MemorySearchMode = builder.enumType('MemorySearchMode', {
   values: {
     HYBRID: {
       description:
-        `Meaning and words: the ${HYBRID_CANDIDATES} memories nearest by embedding and the ` +
-        `${HYBRID_CANDIDATES} best full-text matches, fused by reciprocal rank (k = ${RRF_K}). Finds ` +
-        'exact names and rare words that meaning alone ranks low. Edge score: the fused score ' +
-        'scaled to (0, 1]; 1 = ranked first by both, at most 0.5 = found by one side only.',
+        'Meaning and words, the ranking chat recall uses: the memories nearest by embedding and ' +
+        'the best BM25 matches of any of the words (English stemming; dates match their month, ' +
+        'year, weekday and season), fused by weighted reciprocal rank (depths and weights: the ' +
+        `RECALL_* settings, by default ${DEFAULT_FUSION.vectorDepth} + ${DEFAULT_FUSION.lexicalDepth} ` +
+        'rows). Finds exact names and rare words that meaning alone ranks low. Edge score: the ' +
+        "fused score scaled to (0, 1]; 1 = ranked first by both, at most one side's share of " +
+        'the weights = found by one side only.',
     },
     VECTOR: {
       description: 'Meaning only. Edge score: cosine similarity of the embeddings (-1..1).',
@@ -48,14 +47,14 @@ export const MemorySearchMode = builder.enumType('MemorySearchMode', {
 
 const SEARCH_DESCRIPTION =
   `Rank by relevance instead of listing newest first; each edge gets a \`score\` (see \`searchMode\`). ` +
-  `Up to ${MAX_SEARCH_CHARS} characters; any text is accepted. Words are matched in web-search ` +
-  'style (English stemming): all words must appear, "quoted phrase", `or`, `-excluded`.';
+  `Up to ${MAX_SEARCH_CHARS} characters; any text is accepted and is only words: any of them ` +
+  'may match, rarer words weigh more.';
 
 const PAGING_DESCRIPTION =
   'Without `search`, `after` is a keyset cursor (createdAt, id): pages stay exact while ' +
   'memories are added. With `search`, `after` is an offset into the ranking: stable while the ' +
   'layer does not change, but a memory added or removed between two pages can shift the ' +
-  `rest by one. HYBRID search returns at most ${2 * HYBRID_CANDIDATES} memories.`;
+  'rest by one. HYBRID search returns at most RECALL_VECTOR_DEPTH + RECALL_LEXICAL_DEPTH memories.';
 
 /** Arguments both layers share (after the contract's, new ones are optional). */
 const memoryPageArgs = builder.args((t) => ({
