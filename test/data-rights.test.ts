@@ -88,7 +88,7 @@ const ident = (name: string) => Prisma.raw(`"${name.replaceAll('"', '""')}"`);
 
 async function publicTables(prisma: PrismaClient): Promise<string[]> {
   const rows = await prisma.$queryRaw<{ table_name: string }[]>`
-    SELECT table_name FROM information_schema.tables
+    SELECT table_name::text AS table_name FROM information_schema.tables
     WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY table_name`;
   return rows.map((r) => r.table_name);
 }
@@ -96,7 +96,7 @@ async function publicTables(prisma: PrismaClient): Promise<string[]> {
 /** Every public table with a user_id column, whichever migration added it. */
 async function userTables(prisma: PrismaClient): Promise<string[]> {
   const rows = await prisma.$queryRaw<{ table_name: string }[]>`
-    SELECT c.table_name FROM information_schema.columns c
+    SELECT c.table_name::text AS table_name FROM information_schema.columns c
     JOIN information_schema.tables t
       ON t.table_schema = c.table_schema AND t.table_name = c.table_name
     WHERE c.table_schema = 'public' AND c.column_name = 'user_id' AND t.table_type = 'BASE TABLE'

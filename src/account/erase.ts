@@ -60,7 +60,7 @@ export async function eraseUser(prisma: PrismaClient, userId: string): Promise<E
 /** Public tables with a user_id column that USER_TABLES does not name (names from the catalog). */
 async function unlistedUserTables(tx: Db): Promise<string[]> {
   const rows = await tx.$queryRaw<{ table_name: string }[]>`
-    SELECT c.table_name FROM information_schema.columns c
+    SELECT c.table_name::text AS table_name FROM information_schema.columns c
     JOIN information_schema.tables t
       ON t.table_schema = c.table_schema AND t.table_name = c.table_name
     WHERE c.table_schema = 'public' AND c.column_name = 'user_id'

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DeferJobError, type JobContext, type JobHandler, LostClaimError } from '../jobs/worker.js';
 import type { Services } from '../services.js';
 import { guardCandidates } from './guard.js';
+import { fromThisTurn } from './provenance.js';
 import { readStoredRecall } from './recall.js';
 import {
   findMemoriesByIds,
@@ -66,8 +67,19 @@ export function extractMemoriesHandler(s: Services): JobHandler {
         reply.recall,
       ),
     });
+    // Only this turn is a source: a fact found only in the earlier messages (perhaps forgotten
+    // since) is not written back.
+    const fresh = fromThisTurn(extracted, {
+      userMessage: userMessage.content,
+      reply: reply.content,
+      context: prior.map((m) => m.content),
+      personaName: instance.persona.name,
+    });
+    if (fresh.dropped > 0) {
+      s.logger.info({ job: job.id, dropped: fresh.dropped }, 'memories only in context dropped');
+    }
     const candidates = guardCandidates(
-      extracted,
+      fresh.kept,
       { maxChars: s.config.memoryMaxChars, maxCount: s.config.memoryMaxPerTurn },
       s.logger,
     );
