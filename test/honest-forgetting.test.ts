@@ -170,14 +170,19 @@ describe('fromThisTurn', () => {
     ).toEqual([]);
   });
 
-  it('without evidence, drops a memory whose words come from the context only', () => {
+  it('without evidence, drops a memory whose words come from the context only, keeps one with a word of this turn', () => {
     expect(
       kept([
         { content: 'User lives in Lisbon' },
         { content: 'User moved in 2019' },
         { content: "User's hospital shift ran late" },
         { content: 'User and Mira are friends' },
+        { content: 'User lives near the hospital' },
       ]),
-    ).toEqual(["User's hospital shift ran late", 'User and Mira are friends']);
+    ).toEqual([
+      "User's hospital shift ran late",
+      'User and Mira are friends',
+      'User lives near the hospital',
+    ]);
   });
 });

@@ -11,8 +11,10 @@ import type { MemoryCandidate } from './types.js';
  *   is kept only if those words are in this turn (the user's message or the persona's reply),
  *   compared word by word, ignoring case and punctuation.
  * - A candidate without evidence (the offline extractor, a model that left it out) is dropped
- *   if one of its distinctive words appears in the earlier messages and nowhere in this turn:
- *   that word can only have come from the context.
+ *   when none of its distinctive words is in this turn and some are in the earlier messages:
+ *   it can only have come from the context. One word of the turn is enough to keep it, since
+ *   a correction rewords ("I moved to Porto" gives "User lives in Porto", and "lives" may well
+ *   be a word of the context).
  *
  * A word-level check, not a semantic one: a model that quotes this turn for a fact it took
  * from the context gets through, so the prompt's rule remains the first line of defence.
@@ -41,13 +43,11 @@ export function fromThisTurn(
         .filter((part) => part !== '');
       return quoted.length > 0 && quoted.every((part) => turnText.includes(` ${part} `));
     }
-    return !words(c.content).some(
-      (w) =>
-        (w.length >= 3 || /\d/.test(w)) &&
-        !ignored.has(w) &&
-        !turnWords.some((t) => sameWord(w, t)) &&
-        [...contextWords].some((t) => sameWord(w, t)),
+    const distinctive = words(c.content).filter(
+      (w) => (w.length >= 3 || /\d/.test(w)) && !ignored.has(w),
     );
+    if (distinctive.some((w) => turnWords.some((t) => sameWord(w, t)))) return true;
+    return !distinctive.some((w) => [...contextWords].some((t) => sameWord(w, t)));
   });
   return { kept, dropped: candidates.length - kept.length };
 }
