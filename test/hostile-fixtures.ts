@@ -31,6 +31,8 @@ forgetMemories(instanceId)               | PersonaInstance | user  | mutation($i
 forgetMemories(userId)                   | User            | user  | mutation($id: ID!) { forgetMemories(input: { userId: $id, everything: true }) { deletedCount } }
 profileMemories(userId)                  | User            | admin | query($id: ID!) { profileMemories(userId: $id) { edges { node { content } } } }
 exportMemories(userId)                   | User            | admin | query($id: ID!) { exportMemories(userId: $id) }
+deleteChatSession(sessionId)             | ChatSession     | user  | mutation($id: ID!) { deleteChatSession(input: { sessionId: $id }) { deletedMessages } }
+eraseUser(userId)                        | User            | admin | mutation($id: ID!) { eraseUser(input: { userId: $id }) { userId } }
 memoryStats(userId)                      | User            | admin | query($id: ID!) { memoryStats(userId: $id) { profile { total } } }
 retryJob(jobId)                          | Job             | admin | mutation($id: ID!) { retryJob(input: { jobId: $id }) { id } }
 discardJob(jobId)                        | Job             | admin | mutation($id: ID!) { discardJob(input: { jobId: $id }) { jobId } }

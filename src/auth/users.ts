@@ -1,18 +1,51 @@
 import type { PrismaClient } from '@prisma/client';
 
+/** Anything that can run a raw statement: the client or a transaction. */
+type Db = Pick<PrismaClient, '$executeRaw'>;
+
+/**
+ * Ids known to have a users row, per database client (so every provisioner of one process and
+ * the erasure in src/account/erase.ts share one view).
+ */
+const knownByClient = new WeakMap<object, Set<string>>();
+
+function knownOf(prisma: object): Set<string> {
+  let known = knownByClient.get(prisma);
+  if (!known) {
+    known = new Set();
+    knownByClient.set(prisma, known);
+  }
+  return known;
+}
+
+/** Creates the users row of a token's subject if it is missing; idempotent. */
+export async function ensureUser(db: Db, id: string): Promise<void> {
+  await db.$executeRaw`INSERT INTO users (id) VALUES (${id}::uuid) ON CONFLICT DO NOTHING`;
+}
+
 /**
  * Users are provisioned on their first authenticated request. A bounded set of ids known to
  * exist saves the upsert on later requests; evicting an id only costs one idempotent upsert.
+ *
+ * The set can be stale: the row may be erased (by this process, which evicts the id through
+ * forgetKnownUser, or by another machine or by hand). Nothing relies on it being exact:
+ * startChat, where a user's rows begin, ensures the row itself, so a still-valid token of an
+ * erased user simply starts over with a fresh, empty account.
  */
 export function createUserProvisioner(prisma: PrismaClient, capacity = 10_000) {
-  const known = new Set<string>();
+  const known = knownOf(prisma);
   return async (id: string): Promise<void> => {
     if (known.has(id)) return;
-    await prisma.$executeRaw`INSERT INTO users (id) VALUES (${id}::uuid) ON CONFLICT DO NOTHING`;
+    await ensureUser(prisma, id);
     if (known.size >= capacity) {
       const oldest = known.values().next().value;
       if (oldest !== undefined) known.delete(oldest);
     }
     known.add(id);
   };
+}
+
+/** After an erasure: the next request of this id provisions its row again. */
+export function forgetKnownUser(prisma: object, id: string): void {
+  knownByClient.get(prisma)?.delete(id);
 }

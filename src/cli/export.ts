@@ -16,9 +16,10 @@ import {
 
 const USAGE = `Usage: npm run export -- --user <uuid> [--out <file>]
 
-Writes everything the server remembers about one user as JSON: the profile layer, the
-relationship layer per persona instance (with the persona's slug and name), every memory with
-its history (superseded ones included), and the history of deleted memories. No embeddings.
+Writes everything the server holds about one user as JSON (format version 2): the profile
+layer, the relationship layer per persona instance (with the persona's slug and name), every
+memory with its history (superseded ones included), the history of deleted memories, and
+every chat session with its messages. No embeddings.
 
 Options:
   --user <uuid>  the user (the \`sub\` of their token)
@@ -56,9 +57,11 @@ export async function exportCommand(
     if (values.out) {
       // Personal data: readable by the operator only.
       await writeFile(values.out, json, { mode: 0o600 });
+      const messages = data.chats.reduce((n, c) => n + c.messages.length, 0);
       io.stderr.write(
         `Exported ${count} memories (${data.profile.length} profile, ` +
-          `${data.relationships.length} persona instances) to ${values.out}.\n`,
+          `${data.relationships.length} persona instances) and ${messages} messages ` +
+          `(${data.chats.length} chat sessions) to ${values.out}.\n`,
       );
     } else {
       io.stdout.write(json);

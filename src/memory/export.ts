@@ -1,15 +1,18 @@
 import type { PrismaClient } from '@prisma/client';
 
 /**
- * Everything the server remembers about one user, as plain JSON: both memory layers, each
- * memory with its audit history, and the history of memories deleted since (history outlives
- * deletes, and it still holds their content). Never the embeddings: they are derived data,
- * large, and meaningless outside this deployment's model.
+ * Everything the server holds about one user, as plain JSON (data portability): both memory
+ * layers, each memory with its audit history, the history of memories deleted since (history
+ * outlives deletes, and it still holds their content), and every chat session with its
+ * messages. Never the embeddings: they are derived data, large, and meaningless outside this
+ * deployment's model. The shape is documented in the README ("Data rights"); any change to it
+ * bumps EXPORT_VERSION (2 added `chats`).
  *
- * Four queries whatever the size (user, instances, memories, history), grouped in memory.
+ * Six queries whatever the size (user, instances, memories, history, sessions, messages),
+ * grouped in memory.
  */
 export const EXPORT_FORMAT = 'companion-memory-export';
-export const EXPORT_VERSION = 1;
+export const EXPORT_VERSION = 2;
 
 export interface ExportedHistory {
   id: string;
@@ -45,6 +48,27 @@ export interface ExportedRelationship {
   memories: ExportedMemory[];
 }
 
+export interface ExportedMessage {
+  id: string;
+  role: 'USER' | 'ASSISTANT';
+  content: string;
+  createdAt: string;
+  /** On a user message: the client's idempotency key. */
+  clientMessageId: string | null;
+  /** On a reply: the user message it answers. */
+  replyToId: string | null;
+  /** On a reply: the model that wrote it. */
+  model: string | null;
+}
+
+export interface ExportedChat {
+  sessionId: string;
+  instanceId: string;
+  createdAt: string;
+  /** Oldest first. */
+  messages: ExportedMessage[];
+}
+
 export interface UserMemoryExport {
   format: typeof EXPORT_FORMAT;
   version: typeof EXPORT_VERSION;
@@ -61,6 +85,8 @@ export interface UserMemoryExport {
     instanceId: string | null;
     history: ExportedHistory[];
   }[];
+  /** Chat sessions, oldest first, each with its messages (its persona: see relationships). */
+  chats: ExportedChat[];
 }
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
@@ -80,7 +106,7 @@ export async function exportUserMemories(
   const user = await prisma.user.findUnique({ where: { id: userId } });
   if (!user) return null;
   const order = [{ createdAt: 'asc' as const }, { id: 'asc' as const }];
-  const [instances, memories, history] = await Promise.all([
+  const [instances, memories, history, sessions, messages] = await Promise.all([
     prisma.personaInstance.findMany({
       where: { userId },
       include: { persona: { select: { id: true, slug: true, name: true } } },
@@ -89,7 +115,26 @@ export async function exportUserMemories(
     // The vector column is `Unsupported` in the Prisma schema, so Prisma never selects it.
     prisma.memory.findMany({ where: { userId }, orderBy: order }),
     prisma.memoryHistory.findMany({ where: { userId }, orderBy: order }),
+    prisma.chatSession.findMany({ where: { userId }, orderBy: order }),
+    prisma.message.findMany({
+      where: { userId },
+      orderBy: order,
+      select: {
+        id: true,
+        sessionId: true,
+        role: true,
+        content: true,
+        createdAt: true,
+        clientMessageId: true,
+        replyToId: true,
+        model: true,
+      },
+    }),
   ]);
+  const messagesOf = new Map<string, ExportedMessage[]>();
+  for (const { sessionId, createdAt, ...m } of messages) {
+    pushTo(messagesOf, sessionId, { ...m, createdAt: createdAt.toISOString() });
+  }
 
   const historyOf = new Map<string, ExportedHistory[]>();
   const deleted = new Map<string, UserMemoryExport['deletedMemories'][number]>();
@@ -154,5 +199,11 @@ export async function exportUserMemories(
       memories: byInstance.get(i.id) ?? [],
     })),
     deletedMemories: [...deleted.values()],
+    chats: sessions.map((c) => ({
+      sessionId: c.id,
+      instanceId: c.instanceId,
+      createdAt: c.createdAt.toISOString(),
+      messages: messagesOf.get(c.id) ?? [],
+    })),
   };
 }

@@ -1,7 +1,8 @@
 import { z } from 'zod';
-import { DeferJobError, type JobHandler } from '../jobs/worker.js';
+import { DeferJobError, type JobContext, type JobHandler, LostClaimError } from '../jobs/worker.js';
 import type { Services } from '../services.js';
 import { guardCandidates } from './guard.js';
+import { fromThisTurn } from './provenance.js';
 import { readStoredRecall } from './recall.js';
 import {
   findMemoriesByIds,
@@ -38,7 +39,7 @@ export function extractMemoriesHandler(s: Services): JobHandler {
     const userMessage = reply?.replyTo;
     if (!reply || !userMessage) {
       // The conversation was deleted before extraction ran: nothing left to remember.
-      await s.prisma.$transaction((tx) => ctx.complete(tx));
+      await s.prisma.$transaction((tx) => completeUnlessErased(tx, ctx));
       return;
     }
     const userId = reply.userId;
@@ -66,8 +67,19 @@ export function extractMemoriesHandler(s: Services): JobHandler {
         reply.recall,
       ),
     });
+    // Only this turn is a source: a fact found only in the earlier messages (perhaps forgotten
+    // since) is not written back.
+    const fresh = fromThisTurn(extracted, {
+      userMessage: userMessage.content,
+      reply: reply.content,
+      context: prior.map((m) => m.content),
+      personaName: instance.persona.name,
+    });
+    if (fresh.dropped > 0) {
+      s.logger.info({ job: job.id, dropped: fresh.dropped }, 'memories only in context dropped');
+    }
     const candidates = guardCandidates(
-      extracted,
+      fresh.kept,
       { maxChars: s.config.memoryMaxChars, maxCount: s.config.memoryMaxPerTurn },
       s.logger,
     );
@@ -84,6 +96,12 @@ export function extractMemoriesHandler(s: Services): JobHandler {
       // One writer per user at a time, so the rate count and the near-duplicate check below
       // see every row that a concurrent job of the same user wrote.
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${userId}, 0))`;
+      // Session deletion and account erasure take the same lock: if the turn went meanwhile,
+      // what it said must not come back as memories (nor land on an erased user).
+      if (!(await tx.message.findUnique({ where: { id: userMessage.id }, select: { id: true } }))) {
+        await completeUnlessErased(tx, ctx);
+        return;
+      }
       await enforceWriteRate(tx, userId, candidates.length, s.config.memoryWritesPerMinute);
       for (const [i, c] of candidates.entries()) {
         const embedding = vectors[i];
@@ -105,6 +123,15 @@ export function extractMemoriesHandler(s: Services): JobHandler {
 }
 
 type Tx = Parameters<Parameters<Services['prisma']['$transaction']>[0]>[0];
+
+/** Completes a job with nothing to write; an erased user's job row is already gone, quietly. */
+async function completeUnlessErased(tx: Tx, ctx: JobContext): Promise<void> {
+  try {
+    await ctx.complete(tx);
+  } catch (err) {
+    if (!(err instanceof LostClaimError)) throw err;
+  }
+}
 
 /** The memories recalled into the turn plus the most similar ones of each layer. */
 async function existingMemories(

@@ -60,6 +60,7 @@ const itemSchema = z.object({
   // A malformed confidence is not worth losing a memory over.
   confidence: z.unknown().optional().transform(toConfidence),
   supersedes: z.string().trim().nullish().catch(null),
+  evidence: z.string().trim().nullish().catch(null),
 });
 const answerSchema = z.union([z.object({ memories: z.array(z.unknown()) }), z.array(z.unknown())]);
 
@@ -164,8 +165,12 @@ function parseAnswer(text: string): Attempt {
   for (const [i, value] of raw.entries()) {
     const item = itemSchema.safeParse(value);
     if (item.success) {
-      const { supersedes, ...rest } = item.data;
-      items.push(supersedes ? { ...rest, supersedes } : rest);
+      const { supersedes, evidence, ...rest } = item.data;
+      items.push({
+        ...rest,
+        ...(supersedes ? { supersedes } : {}),
+        ...(evidence ? { evidence } : {}),
+      });
     } else {
       const issue = item.error.issues[0];
       problems.push(`item ${i} ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);

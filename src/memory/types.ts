@@ -20,6 +20,8 @@ export interface MemoryCandidate {
   confidence?: number;
   /** Id of an existing memory this one corrects (supersede instead of adding beside it). */
   supersedes?: string;
+  /** The words of this turn that state it (see provenance.ts: only the new turn is a source). */
+  evidence?: string;
 }
 
 export interface ExistingMemory {

@@ -21,7 +21,8 @@ const at = (minute: number) => new Date(Date.UTC(2026, 0, 1, 12, minute));
 /**
  * One user with both layers: a profile fact corrected by a newer one (superseded, with
  * history), a relationship memory with Mira, an instance with Rook and no memories yet, and
- * the history of a deleted memory. Plus another user whose data must not leak in.
+ * the history of a deleted memory, and a chat session with Mira holding one turn. Plus another
+ * user whose data (memories and messages) must not leak in.
  */
 async function seedUser(prisma: PrismaClient): Promise<string> {
   await upsertPersonas(prisma, DEFAULT_PERSONAS);
@@ -83,9 +84,47 @@ async function seedUser(prisma: PrismaClient): Promise<string> {
       history(gone, mira.id, 'DELETED', 7, 'Hates Mondays', null),
     ],
   });
+  const session = await prisma.chatSession.create({
+    data: { userId, instanceId: mira.id, createdAt: at(9) },
+  });
+  const hello = await prisma.message.create({
+    data: {
+      sessionId: session.id,
+      userId,
+      role: 'USER',
+      content: 'Hi Mira, I work nights at the hospital',
+      clientMessageId: 'msg-1',
+      createdAt: at(9),
+    },
+  });
+  await prisma.message.create({
+    data: {
+      sessionId: session.id,
+      userId,
+      role: 'ASSISTANT',
+      content: 'Night shifts! Tell me more.',
+      replyToId: hello.id,
+      model: 'offline',
+      createdAt: at(10),
+    },
+  });
   const other = randomUUID();
   await prisma.user.create({ data: { id: other } });
   await add(null, 'Someone else entirely', 8, other);
+  const otherMira = await prisma.personaInstance.create({
+    data: { userId: other, personaId: await persona('mira') },
+  });
+  const otherSession = await prisma.chatSession.create({
+    data: { userId: other, instanceId: otherMira.id },
+  });
+  await prisma.message.create({
+    data: {
+      sessionId: otherSession.id,
+      userId: other,
+      role: 'USER',
+      content: 'Someone else says hi',
+    },
+  });
   return userId;
 }
 
@@ -106,6 +145,33 @@ describe('exportUserMemories', () => {
     expect(JSON.stringify(data)).not.toMatch(/"embedding"|Someone else/);
     expect(normalise(data)).toMatchInlineSnapshot(`
       {
+        "chats": [
+          {
+            "createdAt": "<time>",
+            "instanceId": "<id 7>",
+            "messages": [
+              {
+                "clientMessageId": "msg-1",
+                "content": "Hi Mira, I work nights at the hospital",
+                "createdAt": "<time>",
+                "id": "<id 17>",
+                "model": null,
+                "replyToId": null,
+                "role": "USER",
+              },
+              {
+                "clientMessageId": null,
+                "content": "Night shifts! Tell me more.",
+                "createdAt": "<time>",
+                "id": "<id 18>",
+                "model": "offline",
+                "replyToId": "<id 17>",
+                "role": "ASSISTANT",
+              },
+            ],
+            "sessionId": "<id 16>",
+          },
+        ],
         "deletedMemories": [
           {
             "history": [
@@ -254,7 +320,7 @@ describe('exportUserMemories', () => {
           "createdAt": "<time>",
           "id": "<id 1>",
         },
-        "version": 1,
+        "version": 2,
       }
     `);
   });
@@ -272,11 +338,14 @@ describe('npm run export', () => {
     const deps = { env, db: database.db };
     expect(await exportCommand(['--user', userId.toUpperCase(), '--out', out], io, deps)).toBe(0);
     expect(io.out()).toBe('');
-    expect(io.err()).toBe(`Exported 3 memories (2 profile, 2 persona instances) to ${out}.\n`);
+    expect(io.err()).toBe(
+      `Exported 3 memories (2 profile, 2 persona instances) and 2 messages (1 chat sessions) to ${out}.\n`,
+    );
     expect((await stat(out)).mode & 0o777).toBe(0o600);
     const written = JSON.parse(await readFile(out, 'utf8'));
     expect(written.user.id).toBe(userId);
     expect(written.profile).toHaveLength(2);
+    expect(written.chats[0].messages).toHaveLength(2);
   });
 
   it('rejects a bad or unknown user with exit code 1', async () => {

@@ -156,8 +156,9 @@ builder.queryField('exportMemories', (t) =>
   t.field({
     type: Json,
     description:
-      'Everything remembered about a user as one JSON document (the `npm run export` format): ' +
-      'both layers, each memory with its history, and the history of deleted ones.',
+      'Everything remembered about a user as one JSON document (the `npm run export` format, ' +
+      'version 2): both layers, each memory with its history, the history of deleted ones, and ' +
+      'every chat session with its messages.',
     args: { userId: t.arg.id({ description: 'Admin only for another user.' }) },
     authScopes: (_root, { userId }, ctx) => adminForOtherUser(ctx, userId),
     resolve: (_root, { userId }, ctx) =>

@@ -1,3 +1,4 @@
+import { ensureUser } from '../../auth/users.js';
 import { viewerOf } from '../auth.js';
 import { builder } from '../builder.js';
 
@@ -38,7 +39,14 @@ builder.queryField('viewer', (t) =>
   t.prismaField({
     type: 'User',
     description: 'The authenticated user.',
-    resolve: (query, _root, _args, ctx) =>
-      ctx.prisma.user.findUniqueOrThrow({ ...query, where: { id: viewerOf(ctx).id } }),
+    resolve: async (query, _root, _args, ctx) => {
+      const where = { id: viewerOf(ctx).id };
+      const user = await ctx.prisma.user.findUnique({ ...query, where });
+      if (user) return user;
+      // Erased on another machine (or by hand) while this one's provisioning cache still knew
+      // the id: the token starts over with a fresh account, as on first sign-in.
+      await ensureUser(ctx.prisma, where.id);
+      return ctx.prisma.user.findUniqueOrThrow({ ...query, where });
+    },
   }),
 );
