@@ -165,7 +165,7 @@ describe('hybrid search: meaning fused with words', () => {
     // can give (0.5); every other memory shares no word with the query.
     expect(scores[0]).toBeGreaterThan(0.5);
     expect(scores.slice(1).every((s) => s <= 0.5)).toBe(true);
-    // Meaning contributes up to 50 rows, words one: 30 memories, all found by meaning.
+    // Meaning contributes up to RECALL_VECTOR_DEPTH rows, words one: 30 memories, all found by meaning.
     expect(hybrid.edges).toHaveLength(CORPUS.length);
 
     const vector = await profile(owner.token, { search: 'Xochitl', searchMode: 'VECTOR' });
