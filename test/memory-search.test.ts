@@ -1,5 +1,6 @@
 import { decodeGlobalID, encodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_FUSION } from '../src/memory/fusion.js';
 import {
   insertMemory,
   type LayerScope,
@@ -164,7 +165,7 @@ describe('hybrid search: meaning fused with words', () => {
     // can give (0.5); every other memory shares no word with the query.
     expect(scores[0]).toBeGreaterThan(0.5);
     expect(scores.slice(1).every((s) => s <= 0.5)).toBe(true);
-    // Meaning contributes up to 50 rows, words one: 30 memories, all found by meaning.
+    // Meaning contributes up to RECALL_VECTOR_DEPTH rows, words one: 30 memories, all found by meaning.
     expect(hybrid.edges).toHaveLength(CORPUS.length);
 
     const vector = await profile(owner.token, { search: 'Xochitl', searchMode: 'VECTOR' });
@@ -325,12 +326,13 @@ describe('fusion when meaning misses the word entirely', () => {
         sourceSessionId: null,
       });
     }
-    const hits = await searchLayerHybrid(t.services.prisma, scope, {
-      embedding: axis(0),
-      model,
-      text: 'Xochitl',
-      k: 7,
-    });
+    // Equal weights (the defaults weigh words more), so both sides' firsts tie.
+    const hits = await searchLayerHybrid(
+      t.services.prisma,
+      scope,
+      { embedding: axis(0), model, text: 'Xochitl', k: 7 },
+      { ...DEFAULT_FUSION, vectorWeight: 1, lexicalWeight: 1 },
+    );
     // Each is first by words (a tie: one mention each), the diary entry 0 first by meaning:
     // all score 0.5, and the word matches come first.
     expect(new Set(hits.slice(0, 5).map((h) => h.memory.content))).toEqual(new Set(named));

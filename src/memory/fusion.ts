@@ -21,10 +21,17 @@ export interface FusionSettings {
   rrfK: number;
 }
 
+/**
+ * Chosen with `bench/locomo.ts --fusion-grid` on the LoCoMo dev file (760 questions, offline
+ * USE-lite embedder; BENCHMARKS.md §1): words weigh 1.5x meaning, a small RRF constant (10)
+ * so the first few ranks of each side count, 100 rows per side. The neighbourhood (weight
+ * 1.5–2, k 10, depth 50–100) is flat within 0.5 points of R@10, so nothing hinges on the exact
+ * values; equal weights with k 60 (the textbook default) lose 6.7 points, below BM25 alone.
+ */
 export const DEFAULT_FUSION: FusionSettings = {
   vectorWeight: 1,
-  lexicalWeight: 1,
-  vectorDepth: 50,
-  lexicalDepth: 50,
-  rrfK: 60,
+  lexicalWeight: 1.5,
+  vectorDepth: 100,
+  lexicalDepth: 100,
+  rrfK: 10,
 };
