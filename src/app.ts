@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { TokenVerifier, Viewer } from './auth/tokens.js';
 import { createUserProvisioner } from './auth/users.js';
@@ -9,7 +10,9 @@ import type { Context } from './graphql/context.js';
 import { createErrorMasker } from './graphql/errors.js';
 import { ListBudget } from './graphql/list-budget.js';
 import { useOperationLogging } from './graphql/logging.js';
+import { useApolloMultipartSubscriptions } from './graphql/multipart-subscriptions.js';
 import { schema } from './graphql/schema.js';
+import { useSingleConnectionSse } from './graphql/sse.js';
 import { useStorableText } from './graphql/text-guard.js';
 import type { Services } from './services.js';
 
@@ -19,6 +22,10 @@ export interface AppOptions {
   production: boolean;
   /** Operation limits (GRAPHQL_MAX_*); see graphqlLimitsFrom. */
   limits: GraphQLLimits;
+  /** Zero-config development only: pre-filled in GraphiQL's headers. */
+  devToken?: string;
+  /** graphql-sse single-connection streams per user (SUBSCRIPTION_CONNECTIONS_PER_USER). */
+  maxStreamsPerUser?: number;
 }
 
 export type App = YogaServerInstance<Record<string, unknown>, Context>;
@@ -45,12 +52,29 @@ export function createApp(options: AppOptions): App {
     schema,
     graphqlEndpoint: '/graphql',
     landingPage: false,
-    graphiql: options.production ? false : { title: 'Companion API' },
+    // Rendered from npm (@graphql-yoga/render-graphiql, scripts inlined), not from a CDN, so the
+    // page works offline. The dev token exists only in zero-config development, never in
+    // production (where GraphiQL is off anyway).
+    graphiql: options.production
+      ? false
+      : {
+          title: 'Companion API',
+          subscriptionsProtocol: 'WS',
+          ...(options.devToken
+            ? { headers: JSON.stringify({ Authorization: `Bearer ${options.devToken}` }) }
+            : {}),
+        },
+    renderGraphiQL,
     // No uploads in this schema: don't parse multipart bodies at all.
     multipart: false,
     maskedErrors: { maskError: createErrorMasker() },
     logging: false,
     plugins: [
+      useSingleConnectionSse({
+        verifyToken: options.verifyToken,
+        maxStreamsPerUser: options.maxStreamsPerUser ?? 8,
+      }),
+      useApolloMultipartSubscriptions(),
       useGraphQLLimits(options.limits, options.production),
       useStorableText(),
       useOperationLogging(),

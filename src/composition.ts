@@ -8,6 +8,7 @@ import { queueDepth } from './jobs/queue.js';
 import { Worker } from './jobs/worker.js';
 import { UserLimits } from './limits.js';
 import type { Logger } from './logger.js';
+import { MemoryEvents } from './memory/events.js';
 import { EXTRACT_MEMORIES, extractMemoriesHandler } from './memory/extract-job.js';
 import { LlmExtractor } from './memory/extract-llm.js';
 import { Metrics } from './metrics.js';
@@ -97,6 +98,13 @@ export function createServices(
     config: turnConfigFrom(env),
     limits,
     runningTurns: new RunningTurns(),
+    memoryEvents: new MemoryEvents({
+      db,
+      prisma: db.prisma,
+      logger,
+      buffer: env.MEMORY_EVENTS_BUFFER,
+      maxPerUser: env.MEMORY_EVENTS_PER_USER,
+    }),
     wakeWorker: () => wake(),
     setWake: (fn) => {
       wake = fn;

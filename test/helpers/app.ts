@@ -76,6 +76,7 @@ export async function createTestContext(
     verifyToken: createVerifier(authConfig),
     production: false,
     limits: graphqlLimitsFrom(env),
+    maxStreamsPerUser: env.SUBSCRIPTION_CONNECTIONS_PER_USER,
   });
 
   return {
