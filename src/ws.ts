@@ -1,10 +1,11 @@
 import type { Server } from 'node:http';
-import { type ExecutionArgs, GraphQLError, getOperationAST } from 'graphql';
+import { type ExecutionArgs, getOperationAST } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { App } from './app.js';
 import type { TokenVerifier } from './auth/tokens.js';
+import { parseOrErrors, validateOrErrors } from './graphql/operation-errors.js';
 import type { Logger } from './logger.js';
 import { orAfter } from './timeout.js';
 
@@ -114,13 +115,10 @@ export function attachWebSocket(o: WebSocketOptions): WebSocketTransport {
           request,
           params: payload,
         });
-        let document: ReturnType<typeof parse>;
-        try {
-          document = parse(payload.query);
-        } catch (err) {
-          return [err instanceof GraphQLError ? err : new GraphQLError('Syntax Error')];
-        }
-        const errors = validate(schema, document);
+        const parsed = parseOrErrors(parse, payload.query);
+        if ('errors' in parsed) return parsed.errors;
+        const { document } = parsed;
+        const errors = validateOrErrors(validate, schema, document);
         if (errors.length > 0) return errors;
         const args: ExecutionArgs = {
           schema,

@@ -6,6 +6,7 @@ import { createHandler } from 'graphql-sse/lib/use/fetch';
 import type { Plugin, YogaServerInstance } from 'graphql-yoga';
 import type { TokenVerifier } from '../auth/tokens.js';
 import type { Context } from './context.js';
+import { parseOrErrors, validateOrErrors } from './operation-errors.js';
 
 export interface SingleConnectionOptions {
   verifyToken: TokenVerifier;
@@ -116,9 +117,13 @@ export function useSingleConnectionSse(o: SingleConnectionOptions): Plugin {
           },
           onSubscribe: async (req, params) => {
             const enveloped = app.getEnveloped({ request: req.raw as Request, params });
-            const document = enveloped.parse(params.query);
-            const errors = enveloped.validate(enveloped.schema, document);
-            if (errors.length > 0) return { errors };
+            // A refusal is returned as a result with `data: null`: graphql-sse recognises an
+            // execution result by its `data` key and streams it to the client.
+            const parsed = parseOrErrors(enveloped.parse, params.query);
+            if ('errors' in parsed) return { data: null, errors: parsed.errors };
+            const { document } = parsed;
+            const errors = validateOrErrors(enveloped.validate, enveloped.schema, document);
+            if (errors.length > 0) return { data: null, errors };
             const args: ExecutionArgs = {
               schema: enveloped.schema,
               document,

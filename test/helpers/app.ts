@@ -109,7 +109,10 @@ export async function createTestContext(
       }
       throw new Error('jobs did not drain');
     },
-    close: () => database.close(),
+    close: async () => {
+      await services.memoryEvents.close();
+      await database.close();
+    },
   };
 }
 

@@ -107,6 +107,10 @@ export function graphqlSseClient(
 
 /** Apollo Client core with a standard link: HttpLink (multipart subscriptions) or GraphQLWsLink. */
 export function apolloClient(e: Endpoints, token: string, over: 'http' | 'ws'): TestClient {
+  // GraphQLWsLink inspects errors with the global WebSocket class, which browsers and Node 22
+  // have and Node 20 lacks.
+  const global = globalThis as { WebSocket?: unknown };
+  global.WebSocket ??= WebSocket;
   const ws =
     over === 'ws'
       ? createWsClient({
