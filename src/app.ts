@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { TokenVerifier, Viewer } from './auth/tokens.js';
 import { createUserProvisioner } from './auth/users.js';
@@ -64,7 +63,10 @@ export function createApp(options: AppOptions): App {
             ? { headers: JSON.stringify({ Authorization: `Bearer ${options.devToken}` }) }
             : {}),
         },
-    renderGraphiQL,
+    // Imported on first use: the page bundles ~9 MB of scripts, which production (no GraphiQL)
+    // never loads and a development boot need not parse.
+    renderGraphiQL: async (graphiql) =>
+      (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(graphiql),
     // No uploads in this schema: don't parse multipart bodies at all.
     multipart: false,
     maskedErrors: { maskError: createErrorMasker() },

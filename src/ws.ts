@@ -168,7 +168,7 @@ export function attachWebSocket(o: WebSocketOptions): WebSocketTransport {
       // A peer that never answers the close handshake is cut after a short grace.
       if ((await orAfter(closed, CLOSE_GRACE_MS, 'late')) === 'late') {
         for (const socket of wss.clients) socket.terminate();
-        await closed;
+        await orAfter(closed, CLOSE_GRACE_MS, null);
       }
     },
   };
