@@ -9,7 +9,9 @@ import type { Context } from './graphql/context.js';
 import { createErrorMasker } from './graphql/errors.js';
 import { ListBudget } from './graphql/list-budget.js';
 import { useOperationLogging } from './graphql/logging.js';
+import { useApolloMultipartSubscriptions } from './graphql/multipart-subscriptions.js';
 import { schema } from './graphql/schema.js';
+import { useSingleConnectionSse } from './graphql/sse.js';
 import { useStorableText } from './graphql/text-guard.js';
 import { useTransportRules } from './graphql/transport.js';
 import type { Services } from './services.js';
@@ -24,6 +26,10 @@ export interface AppOptions {
   introspection?: boolean;
   /** CORS_ORIGINS: browser origins allowed; empty: any outside production, none in production. */
   corsOrigins?: readonly string[];
+  /** Zero-config development only: pre-filled in GraphiQL's headers. */
+  devToken?: string;
+  /** graphql-sse single-connection streams per user (SUBSCRIPTION_CONNECTIONS_PER_USER). */
+  maxStreamsPerUser?: number;
 }
 
 export type App = YogaServerInstance<Record<string, unknown>, Context>;
@@ -69,8 +75,23 @@ export function createApp(options: AppOptions): App {
     schema,
     graphqlEndpoint: '/graphql',
     landingPage: false,
-    graphiql: options.production ? false : { title: 'Companion API' },
     cors: corsPolicy(options.corsOrigins ?? [], options.production),
+    // Rendered from npm (@graphql-yoga/render-graphiql, scripts inlined), not from a CDN, so the
+    // page works offline. The dev token exists only in zero-config development, never in
+    // production (where GraphiQL is off anyway).
+    graphiql: options.production
+      ? false
+      : {
+          title: 'Companion API',
+          subscriptionsProtocol: 'WS',
+          ...(options.devToken
+            ? { headers: JSON.stringify({ Authorization: `Bearer ${options.devToken}` }) }
+            : {}),
+        },
+    // Imported on first use: the page bundles ~9 MB of scripts, which production (no GraphiQL)
+    // never loads and a development boot need not parse.
+    renderGraphiQL: async (graphiql) =>
+      (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(graphiql),
     // No uploads in this schema: don't parse multipart bodies at all.
     multipart: false,
     maskedErrors: { maskError: createErrorMasker() },
@@ -80,6 +101,11 @@ export function createApp(options: AppOptions): App {
         introspection: options.introspection ?? !options.production,
         maxTokens: options.limits.maxTokens,
       }),
+      useSingleConnectionSse({
+        verifyToken: options.verifyToken,
+        maxStreamsPerUser: options.maxStreamsPerUser ?? 8,
+      }),
+      useApolloMultipartSubscriptions(),
       useGraphQLLimits(options.limits, options.production),
       useStorableText(),
       useOperationLogging(),

@@ -10,6 +10,7 @@ import { Worker } from './jobs/worker.js';
 import { UserLimits } from './limits.js';
 import { PostgresRateStore } from './limits-store.js';
 import type { Logger } from './logger.js';
+import { MemoryEvents } from './memory/events.js';
 import { EXTRACT_MEMORIES, extractMemoriesHandler } from './memory/extract-job.js';
 import { LlmExtractor } from './memory/extract-llm.js';
 import type { FusionSettings } from './memory/fusion.js';
@@ -131,6 +132,13 @@ export function createServices(
     config: turnConfigFrom(env),
     limits,
     runningTurns: new RunningTurns(),
+    memoryEvents: new MemoryEvents({
+      db,
+      prisma: db.prisma,
+      logger,
+      buffer: env.MEMORY_EVENTS_BUFFER,
+      maxPerUser: env.MEMORY_EVENTS_PER_USER,
+    }),
     wakeWorker: () => wake(),
     setWake: (fn) => {
       wake = fn;

@@ -315,6 +315,33 @@ export const envSchema = z.object({
     .describe(
       'Turns of one user answered at the same time by one server process (a per-machine resource guard); more: RATE_LIMITED.',
     ),
+  SUBSCRIPTION_CONNECTIONS_PER_USER: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(8)
+    .describe(
+      'Streaming connections one user may hold open at once, per process: WebSockets and graphql-sse single-connection streams, each; over it the socket is closed (4429) or the reservation refused (HTTP 429).',
+    ),
+  MEMORY_EVENTS_PER_USER: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(8)
+    .describe(
+      'memoryEvents subscriptions open at once per watched user, per process; more: RATE_LIMITED.',
+    ),
+  MEMORY_EVENTS_BUFFER: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(10000)
+    .default(100)
+    .describe(
+      'Events held for one slow memoryEvents subscriber; over it the oldest are dropped and the next event says how many (`missedBefore`).',
+    ),
   MAX_BODY_BYTES: z.coerce
     .number()
     .int()

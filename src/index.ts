@@ -11,6 +11,7 @@ import { checkServerEnv, introspectionEnabled, parseEnv } from './env.js';
 import { createHttpServer, createMetricsServer } from './http.js';
 import { createLogger } from './logger.js';
 import { seedDefaultPersonasIfEmpty } from './personas/seed.js';
+import { attachWebSocket } from './ws.js';
 
 /** Boot: env → db (migrated) → providers → worker → HTTP. SIGTERM drains, then exits 0. */
 async function main(): Promise<void> {
@@ -32,13 +33,16 @@ async function main(): Promise<void> {
     worker.start();
   }
   const auth = await resolveAuth(env);
+  const verifyToken = createVerifier(auth.config);
   const app = createApp({
     services,
-    verifyToken: createVerifier(auth.config),
+    verifyToken,
     production: env.NODE_ENV === 'production',
     limits: graphqlLimitsFrom(env),
     introspection: introspectionEnabled(env),
     corsOrigins: env.CORS_ORIGINS,
+    devToken: auth.devToken,
+    maxStreamsPerUser: env.SUBSCRIPTION_CONNECTIONS_PER_USER,
   });
   const server = createHttpServer({
     app,
@@ -60,6 +64,14 @@ async function main(): Promise<void> {
   // such as a streamed reply, are not bound by it.
   server.headersTimeout = 15_000;
   server.requestTimeout = 30_000;
+  const sockets = attachWebSocket({
+    app,
+    server,
+    verifyToken,
+    logger,
+    maxMessageBytes: env.MAX_BODY_BYTES,
+    maxConnectionsPerUser: env.SUBSCRIPTION_CONNECTIONS_PER_USER,
+  });
   await new Promise<void>((resolve) => server.listen(env.PORT, env.HOST, resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : env.PORT;
@@ -107,6 +119,11 @@ async function main(): Promise<void> {
       process.exit(1);
     }, env.SHUTDOWN_TIMEOUT_MS + 2000).unref();
     const until = Date.now() + env.SHUTDOWN_TIMEOUT_MS;
+    // Open-ended streams end first: memoryEvents subscriptions complete and WebSockets close
+    // with 1001 (a turn streaming over one goes on detached, like an HTTP client that left, and
+    // whenIdle below waits for it).
+    await services.memoryEvents.close();
+    await sockets.close();
     // Stop accepting; in-flight requests (turns) finish before close() resolves. A keep-alive
     // connection becomes idle only after its last answer, so idle ones are closed as they
     // appear, and whatever is still open at the deadline is cut.

@@ -3,6 +3,7 @@ import type { RunningTurns } from './chat/running-turns.js';
 import type { UserLimits } from './limits.js';
 import type { Logger } from './logger.js';
 import type { FusionSettings } from './memory/fusion.js';
+import type { MemoryEvents } from './memory/events.js';
 import type { MemoryExtractor } from './memory/types.js';
 import type { Metrics } from './metrics.js';
 import type { Embedder } from './providers/embeddings/types.js';
@@ -37,6 +38,8 @@ export interface Services {
   limits: UserLimits;
   /** Turns in flight in this process, so a concurrent retry joins instead of re-asking the model. */
   runningTurns: RunningTurns;
+  /** Memory change events: published by the write paths, delivered to memoryEvents. */
+  memoryEvents: MemoryEvents;
   /** Tells the in-process worker that a job is waiting (no-op when it runs elsewhere). */
   wakeWorker(): void;
 }

@@ -29,6 +29,10 @@ updateMemory(memoryId)                   | Memory          | user  | mutation($i
 deleteMemory(memoryId)                   | Memory          | user  | mutation($id: ID!) { deleteMemory(input: { memoryId: $id }) { deletedMemoryId } }
 forgetMemories(instanceId)               | PersonaInstance | user  | mutation($id: ID!) { forgetMemories(input: { instanceId: $id }) { deletedCount } }
 forgetMemories(userId)                   | User            | user  | mutation($id: ID!) { forgetMemories(input: { userId: $id, everything: true }) { deletedCount } }
+rememberMemory(instanceId)               | PersonaInstance | user  | mutation($id: ID!) { rememberMemory(input: { layer: RELATIONSHIP, instanceId: $id, content: "Likes tea" }) { memory { content } } }
+rememberMemory(supersedes)               | Memory          | user  | mutation($id: ID!) { rememberMemory(input: { layer: PROFILE, supersedes: $id, content: "Likes tea" }) { memory { content } } }
+rememberMemory(userId)                   | User            | user  | mutation($id: ID!) { rememberMemory(input: { layer: PROFILE, userId: $id, content: "Likes tea" }) { memory { content } } }
+memoryEvents(userId)                     | User            | user  | subscription($id: ID!) { memoryEvents(userId: $id) { kind } }
 profileMemories(userId)                  | User            | admin | query($id: ID!) { profileMemories(userId: $id) { edges { node { content } } } }
 exportMemories(userId)                   | User            | admin | query($id: ID!) { exportMemories(userId: $id) }
 deleteChatSession(sessionId)             | ChatSession     | user  | mutation($id: ID!) { deleteChatSession(input: { sessionId: $id }) { deletedMessages } }

@@ -22,6 +22,15 @@ export interface Database {
   driver: SqlDriver;
   /** One connection for work that needs a session (BEGIN/COMMIT, advisory locks). */
   withSession<T>(fn: (session: SqlDriver) => Promise<T>): Promise<T>;
+  /**
+   * Real Postgres only: a dedicated connection (outside the pool) that LISTENs on `channel`.
+   * `onEnd` is called once when that connection is lost; the caller reconnects.
+   */
+  listen?(
+    channel: string,
+    onPayload: (payload: string) => void,
+    onEnd: (err?: Error) => void,
+  ): Promise<{ close(): Promise<void> }>;
   close(): Promise<void>;
 }
 
@@ -113,6 +122,39 @@ function openPostgres(options: { url: string; poolSize: number; logger: Logger }
         // lock): discard the connection instead of pooling it.
         client.release(failure);
       }
+    },
+    listen: async (channel, onPayload, onEnd) => {
+      const client = new pg.Client({
+        connectionString: options.url,
+        keepAlive: true,
+        keepAliveInitialDelayMillis: 10_000,
+        connectionTimeoutMillis: 10_000,
+      });
+      let ended = false;
+      const end = (err?: Error) => {
+        if (ended) return;
+        ended = true;
+        onEnd(err);
+      };
+      client.on('error', (err) => end(err));
+      client.on('end', () => end());
+      client.on('notification', (n) => {
+        if (n.channel === channel && n.payload) onPayload(n.payload);
+      });
+      try {
+        await client.connect();
+        await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      } catch (err) {
+        ended = true;
+        await client.end().catch(() => {});
+        throw err;
+      }
+      return {
+        close: async () => {
+          ended = true;
+          await client.end().catch(() => {});
+        },
+      };
     },
     close: async () => {
       await prisma.$disconnect();

@@ -8,6 +8,8 @@ import './types/memory.js';
 import './types/memory-queries.js';
 import './types/memory-mutations.js';
 import './types/data-rights.js';
+import './types/memory-remember.js';
+import './types/memory-events.js';
 import './types/chat.js';
 import './types/job.js';
 import './types/provider-info.js';

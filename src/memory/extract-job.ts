@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DeferJobError, type JobContext, type JobHandler, LostClaimError } from '../jobs/worker.js';
 import type { Services } from '../services.js';
+import type { MemoryEvent } from './events.js';
 import { guardCandidates } from './guard.js';
 import { fromThisTurn } from './provenance.js';
 import { readStoredRecall } from './recall.js';
@@ -92,7 +93,9 @@ export function extractMemoriesHandler(s: Services): JobHandler {
           )
         : [];
 
+    const events: WrittenEvent[] = [];
     await s.prisma.$transaction(async (tx) => {
+      events.length = 0; // a retried transaction starts over
       // One writer per user at a time, so the rate count and the near-duplicate check below
       // see every row that a concurrent job of the same user wrote.
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${userId}, 0))`;
@@ -110,15 +113,18 @@ export function extractMemoriesHandler(s: Services): JobHandler {
           userId,
           instanceId: c.layer === 'PROFILE' ? null : instance.id,
         };
-        await writeCandidate(tx, s, scope, c, embedding, {
+        const written = await writeCandidate(tx, s, scope, c, embedding, {
           jobId: job.id,
-          workerId: ctx.workerId,
+          actorType: 'worker',
+          actorId: ctx.workerId,
           sourceMessageId: userMessage.id,
           sourceSessionId: reply.sessionId,
         });
+        events.push(...written);
       }
       await ctx.complete(tx);
     });
+    await s.memoryEvents.publish(events);
   };
 }
 
@@ -168,11 +174,16 @@ async function existingMemories(
  * Per-user write budget over a sliding minute. Over budget, the whole job is deferred until
  * the window has room: nothing is dropped, and a burst of turns cannot flood the table.
  */
-async function enforceWriteRate(tx: Tx, userId: string, incoming: number, perMinute: number) {
+export async function enforceWriteRate(
+  tx: Tx,
+  userId: string,
+  incoming: number,
+  perMinute: number,
+) {
   if (incoming === 0) return;
   const [row] = await tx.$queryRaw<{ n: bigint; oldest: Date | null }[]>`
     SELECT count(*) AS n, min(created_at) AS oldest FROM memory_history
-    WHERE user_id = ${userId}::uuid AND action = 'ADDED' AND actor_type = 'worker'
+    WHERE user_id = ${userId}::uuid AND action = 'ADDED'
       AND created_at > now() - make_interval(secs => ${RATE_WINDOW_MS / 1000})`;
   const recent = Number(row?.n ?? 0);
   // An empty window always admits one job, so a budget smaller than a turn still progresses.
@@ -184,19 +195,34 @@ async function enforceWriteRate(tx: Tx, userId: string, incoming: number, perMin
   );
 }
 
-async function writeCandidate(
+export type WrittenEvent = Omit<MemoryEvent, 'at'>;
+
+export interface WriteOrigin {
+  jobId: string | null;
+  /** 'worker' (extraction), or 'user' / 'admin' (rememberMemory). */
+  actorType: string;
+  actorId: string;
+  sourceMessageId: string | null;
+  sourceSessionId: string | null;
+}
+
+/**
+ * One candidate through dedup/supersede into a row and its history. Returns the events to
+ * publish once the transaction has committed (nothing for a duplicate).
+ */
+export async function writeCandidate(
   tx: Tx,
-  s: Services,
+  s: Pick<Services, 'embedder' | 'config' | 'logger' | 'metrics'>,
   scope: LayerScope,
   c: MemoryCandidate,
   embedding: number[],
-  origin: { jobId: string; workerId: string; sourceMessageId: string; sourceSessionId: string },
-): Promise<void> {
+  origin: WriteOrigin,
+): Promise<WrittenEvent[]> {
   const [nearest] = await searchLayer(tx, scope, { embedding, model: s.embedder.model, k: 1 });
   if (nearest && nearest.score >= s.config.dedupThreshold && nearest.memory.id !== c.supersedes) {
     s.logger.debug({ job: origin.jobId, near: nearest.memory.id }, 'near-duplicate memory skipped');
     s.metrics.memoryWrites.inc({ outcome: 'duplicate' });
-    return;
+    return [];
   }
   const id = await insertMemory(tx, {
     scope,
@@ -210,7 +236,7 @@ async function writeCandidate(
   });
   if (!id) {
     s.metrics.memoryWrites.inc({ outcome: 'duplicate' });
-    return;
+    return [];
   }
   s.metrics.memoryWrites.inc({ outcome: 'added' });
   const history: { memoryId: string; action: 'ADDED' | 'SUPERSEDED'; oldContent: string | null }[] =
@@ -228,9 +254,16 @@ async function writeCandidate(
       newContent: c.content,
       userId: scope.userId,
       instanceId: scope.instanceId,
-      actorType: 'worker',
-      actorId: origin.workerId,
+      actorType: origin.actorType,
+      actorId: origin.actorId,
       jobId: origin.jobId,
     })),
   });
+  const { userId, instanceId } = scope;
+  return history.map((h) => ({
+    kind: h.action,
+    userId,
+    memoryId: h.memoryId,
+    instanceId,
+  }));
 }

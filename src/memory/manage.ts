@@ -3,6 +3,7 @@ import { Prisma } from '@prisma/client';
 import { badInput, conflict, forbidden, notFound } from '../errors.js';
 import type { UserLimits } from '../limits.js';
 import type { Embedder } from '../providers/embeddings/types.js';
+import type { MemoryEvents } from './events.js';
 import { exportUserMemories, type UserMemoryExport } from './export.js';
 import { EXTRACT_MEMORIES } from './extract-job.js';
 import { contentHash, type Db, toVectorLiteral } from './store.js';
@@ -20,15 +21,15 @@ export interface Actor {
   isAdmin: boolean;
 }
 
-const mayManage = (actor: Actor, ownerId: string) => actor.id === ownerId || actor.isAdmin;
+export const mayManage = (actor: Actor, ownerId: string) => actor.id === ownerId || actor.isAdmin;
 
 /** The owner writes as 'user'; an admin touching someone else's memories is audited as 'admin'. */
-const auditActor = (actor: Actor, ownerId: string) => ({
+export const auditActor = (actor: Actor, ownerId: string) => ({
   actorType: actor.id === ownerId ? 'user' : 'admin',
   actorId: actor.id,
 });
 
-async function lockUserMemories(tx: Db, userId: string): Promise<void> {
+export async function lockUserMemories(tx: Db, userId: string): Promise<void> {
   // Same key as extract-job.ts: one memory writer per user at a time.
   await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${userId}, 0))`;
 }
@@ -67,6 +68,7 @@ export async function updateMemory(
     embedder: Embedder;
     limits: UserLimits;
     config: { memoryMaxChars: number };
+    memoryEvents?: MemoryEvents;
   },
   actor: Actor,
   id: string,
@@ -86,7 +88,9 @@ export async function updateMemory(
   const [embedding] = newContent ? await s.embedder.embed([newContent], 'document') : [];
   if (newContent && !embedding) throw new Error('embedder returned no vector');
 
-  return s.prisma.$transaction(async (tx) => {
+  let changed = false;
+  const updated = await s.prisma.$transaction(async (tx) => {
+    changed = false;
     await lockUserMemories(tx, before.userId);
     const row = await manageable(tx, actor, id);
     assertLive(row);
@@ -114,6 +118,7 @@ export async function updateMemory(
     } else {
       return row; // nothing changes, so nothing to audit
     }
+    changed = true;
     await tx.memoryHistory.create({
       data: {
         memoryId: row.id,
@@ -127,6 +132,17 @@ export async function updateMemory(
     });
     return tx.memory.findUniqueOrThrow({ where: { id: row.id } });
   });
+  if (changed) {
+    await s.memoryEvents?.publish([
+      {
+        kind: 'UPDATED',
+        userId: updated.userId,
+        memoryId: updated.id,
+        instanceId: updated.instanceId,
+      },
+    ]);
+  }
+  return updated;
 }
 
 /**
@@ -149,9 +165,14 @@ async function writeContent(
 }
 
 /** Deletes one memory (superseded ones too); its history keeps a DELETED row with the text. */
-export async function deleteMemory(prisma: PrismaClient, actor: Actor, id: string): Promise<void> {
+export async function deleteMemory(
+  prisma: PrismaClient,
+  actor: Actor,
+  id: string,
+  events?: MemoryEvents,
+): Promise<void> {
   const { userId } = await manageable(prisma, actor, id);
-  await prisma.$transaction(async (tx) => {
+  const row = await prisma.$transaction(async (tx) => {
     await lockUserMemories(tx, userId);
     const row = await manageable(tx, actor, id);
     await tx.memory.delete({ where: { id } });
@@ -165,7 +186,11 @@ export async function deleteMemory(prisma: PrismaClient, actor: Actor, id: strin
         ...auditActor(actor, row.userId),
       },
     });
+    return row;
   });
+  await events?.publish([
+    { kind: 'DELETED', userId: row.userId, memoryId: row.id, instanceId: row.instanceId },
+  ]);
 }
 
 export interface ForgetRequest {
@@ -246,11 +271,12 @@ export async function forgetMemories(
   prisma: PrismaClient,
   actor: Actor,
   request: ForgetRequest,
+  events?: MemoryEvents,
 ): Promise<number> {
   const scope = await forgetScope(prisma, actor, request);
   const where = scopeSql(scope);
   const { actorType, actorId } = auditActor(actor, scope.userId);
-  return prisma.$transaction(async (tx) => {
+  const deleted = await prisma.$transaction(async (tx) => {
     await lockUserMemories(tx, scope.userId);
     await tx.$executeRaw`
       INSERT INTO memory_history (id, memory_id, user_id, instance_id, action, actor_type,
@@ -265,6 +291,17 @@ export async function forgetMemories(
     if (!scope.layer) await closeQueuedExtraction(tx, scope.userId);
     return deleted;
   }, FORGET_TIMEOUT);
+  await events?.publish([
+    {
+      kind: 'FORGOTTEN',
+      userId: scope.userId,
+      memoryId: null,
+      instanceId: scope.instanceId,
+      layer: scope.layer,
+      count: deleted,
+    },
+  ]);
+  return deleted;
 }
 
 /**

@@ -76,6 +76,7 @@ export async function createTestContext(
     verifyToken: createVerifier(authConfig),
     production: false,
     limits: graphqlLimitsFrom(env),
+    maxStreamsPerUser: env.SUBSCRIPTION_CONNECTIONS_PER_USER,
   });
 
   return {
@@ -108,7 +109,10 @@ export async function createTestContext(
       }
       throw new Error('jobs did not drain');
     },
-    close: () => database.close(),
+    close: async () => {
+      await services.memoryEvents.close();
+      await database.close();
+    },
   };
 }
 

@@ -120,7 +120,7 @@ builder.mutationFields((t) => ({
     unauthorizedError: (_root, _args, ctx) => hideFromStrangers(ctx, 'Memory'),
     resolve: async (_root, { input }, ctx) => {
       const id = parseGlobalId(String(input.memoryId), 'Memory', 'memoryId');
-      await deleteMemory(ctx.prisma, viewerOf(ctx), id);
+      await deleteMemory(ctx.prisma, viewerOf(ctx), id, ctx.services.memoryEvents);
       return { deletedMemoryId: encodeGlobalID('Memory', id) };
     },
   }),
@@ -139,15 +139,20 @@ builder.mutationFields((t) => ({
         ? forbidden('Only admins may act on another user.')
         : hideFromStrangers(ctx, 'Persona instance'),
     resolve: async (_root, { input }, ctx) => ({
-      deletedCount: await forgetMemories(ctx.prisma, viewerOf(ctx), {
-        layer: input.layer,
-        instanceId:
-          input.instanceId != null
-            ? parseGlobalId(String(input.instanceId), 'PersonaInstance', 'instanceId')
-            : null,
-        userId: input.userId != null ? parseUserId(String(input.userId), 'userId') : null,
-        everything: input.everything,
-      }),
+      deletedCount: await forgetMemories(
+        ctx.prisma,
+        viewerOf(ctx),
+        {
+          layer: input.layer,
+          instanceId:
+            input.instanceId != null
+              ? parseGlobalId(String(input.instanceId), 'PersonaInstance', 'instanceId')
+              : null,
+          userId: input.userId != null ? parseUserId(String(input.userId), 'userId') : null,
+          everything: input.everything,
+        },
+        ctx.services.memoryEvents,
+      ),
     }),
   }),
 }));
