@@ -2,7 +2,7 @@ import { encodeGlobalID } from '@pothos/plugin-relay';
 import { type ErasureReceipt, eraseUser } from '../../account/erase.js';
 import { deleteChatSession } from '../../chat/delete-session.js';
 import { badInput, notFound, unauthenticated } from '../../errors.js';
-import { viewerOf } from '../auth.js';
+import { actorOf, viewerOf } from '../auth.js';
 import { builder } from '../builder.js';
 import type { Context } from '../context.js';
 import { parseGlobalId, parseUserId } from '../ids.js';
@@ -114,7 +114,8 @@ builder.mutationFields((t) => ({
     resolve: (_root, { input }, ctx) =>
       deleteChatSession(
         ctx.prisma,
-        viewerOf(ctx),
+        // Not viewerOf: a server-to-server caller (admin scope, no user) may delete sessions too.
+        { id: actorOf(ctx), isAdmin: ctx.viewer?.isAdmin === true },
         parseGlobalId(String(input.sessionId), 'ChatSession', 'sessionId'),
       ),
   }),
