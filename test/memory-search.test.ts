@@ -326,12 +326,13 @@ describe('fusion when meaning misses the word entirely', () => {
         sourceSessionId: null,
       });
     }
-    // Equal weights (the defaults weigh words more), so both sides' firsts tie.
+    // Equal weights (the defaults weigh words more), so both sides' firsts tie, and a meaning
+    // side of 50 rows, as this case states (the default depth, 100, would reach the named ones).
     const hits = await searchLayerHybrid(
       t.services.prisma,
       scope,
       { embedding: axis(0), model, text: 'Xochitl', k: 7 },
-      { ...DEFAULT_FUSION, vectorWeight: 1, lexicalWeight: 1 },
+      { ...DEFAULT_FUSION, vectorWeight: 1, lexicalWeight: 1, vectorDepth: 50 },
     );
     // Each is first by words (a tie: one mention each), the diary entry 0 first by meaning:
     // all score 0.5, and the word matches come first.
