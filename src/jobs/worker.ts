@@ -58,7 +58,8 @@ export interface WorkerOptions {
    * up to ceil(inFlight() × ratio) jobs in flight (never fewer than `concurrency`, never more
    * than `max`). One event loop serves turns and jobs roughly in proportion to the work each
    * has in flight, so a fixed 2 jobs against 64 turns get ~3 % of it; this keeps the worker at
-   * about ratio / (1 + ratio) of it however many turns arrive.
+   * about ratio / (1 + ratio) of it until `max` jobs (then max / (max + turns)), and never below
+   * `concurrency` jobs.
    */
   fairShare?: { inFlight: () => number; ratio: number; max: number };
   /** Periodic upkeep (pruning), run beside the jobs every `everyMs`, one run at a time. */
