@@ -151,7 +151,7 @@ describe('graphql-sse single connection', () => {
   const put = (token?: string) =>
     rawRequest(server.port, {
       method: 'PUT',
-      path: '/graphql',
+      path: '/graphql/stream',
       headers: token ? { authorization: `Bearer ${token}` } : {},
     });
 
@@ -169,7 +169,7 @@ describe('graphql-sse single connection', () => {
     const stranger = await t.newUser();
     const stolen = await rawRequest(server.port, {
       method: 'POST',
-      path: '/graphql',
+      path: '/graphql/stream',
       headers: {
         authorization: `Bearer ${stranger.token}`,
         'content-type': 'application/json',
@@ -185,7 +185,7 @@ describe('graphql-sse single connection', () => {
     const token = (await put(user.token)).text;
     const res = await rawRequest(server.port, {
       method: 'POST',
-      path: '/graphql',
+      path: '/graphql/stream',
       headers: {
         authorization: `Bearer ${user.token}`,
         'content-type': 'application/json',

@@ -27,17 +27,14 @@ const json = (status: number, code: string, message: string) =>
     { status, statusText: code, headers: { 'content-type': 'application/json; charset=utf-8' } },
   ] as [string, SseResponseInit];
 
-/** A request of graphql-sse's single-connection mode: a PUT, or one naming a stream token. */
-function isSingleConnection(request: Request): boolean {
-  if (request.method === 'PUT') return true;
-  if (request.headers.has(TOKEN_HEADER_KEY)) return true;
-  return new URL(request.url).searchParams.has(TOKEN_QUERY_KEY);
-}
+/** graphql-sse's path (its clients' default); `/graphql` keeps yoga's own SSE. */
+export const SSE_PATH = '/graphql/stream';
 
 /**
- * graphql-sse's single-connection mode on `/graphql` (distinct connections, one SSE response
- * per operation, are yoga's own and stay untouched): PUT reserves a stream, GET with the token
- * opens it, POSTs with the token run operations on it, DELETE stops one.
+ * graphql-sse's protocol on `/graphql/stream`, both modes: distinct connections (also served by
+ * yoga itself on `/graphql`) and single-connection mode, where PUT reserves a stream, GET with
+ * the token opens it, POSTs with the token run operations on it, DELETE stops one. (On
+ * `/graphql` a PUT stays 405: nothing but GraphQL-over-HTTP is served there.)
  *
  * Written around graphql-sse's handler instead of @graphql-yoga/plugin-graphql-sse because that
  * plugin keeps every PUT reservation for ever and lets anyone holding a token use it. Here a
@@ -109,8 +106,10 @@ export function useSingleConnectionSse(o: SingleConnectionOptions): Plugin {
               reservations.set(token, { userId: viewer.id, timer });
               return token;
             }
-            const reservation = given ? reservations.get(given) : undefined;
-            if (!given || reservation?.userId !== viewer.id) {
+            // No token: distinct-connections mode (a token no stream has).
+            if (!given) return '';
+            const reservation = reservations.get(given);
+            if (reservation?.userId !== viewer.id) {
               return json(404, 'NOT_FOUND', 'Stream not found.');
             }
             return given;
@@ -141,7 +140,7 @@ export function useSingleConnectionSse(o: SingleConnectionOptions): Plugin {
       );
     },
     onRequest({ request, endResponse, url }) {
-      if (url.pathname !== '/graphql' || !isSingleConnection(request)) return;
+      if (url.pathname !== SSE_PATH) return;
       return handler(request).then((response) => {
         const token =
           request.headers.get(TOKEN_HEADER_KEY) ?? url.searchParams.get(TOKEN_QUERY_KEY);

@@ -92,7 +92,8 @@ export function graphqlSseClient(
   singleConnection: boolean,
 ): TestClient {
   const client = createSseClient({
-    url: e.http,
+    // Single-connection mode is graphql-sse's own path; distinct connections use yoga's SSE.
+    url: singleConnection ? `${e.http}/stream` : e.http,
     singleConnection,
     headers: auth(token),
     retryAttempts: 0,
