@@ -47,7 +47,7 @@ function corsPolicy(origins: readonly string[], production: boolean) {
     return (request: Request) => {
       const origin = request.headers.get('origin');
       return origin && allowed.has(origin)
-        ? { origin, credentials: true, methods: ['GET', 'POST'] }
+        ? { origin, credentials: true, methods: ['GET', 'POST', 'PUT', 'DELETE'] }
         : false;
     };
   }
