@@ -37,7 +37,7 @@ export function createApp(options: AppOptions): App {
       throw new AppError('UNAUTHENTICATED', 'Expected "Authorization: Bearer <token>".');
     }
     const viewer = await options.verifyToken(token);
-    await provision(viewer.id);
+    await provision(viewer);
     return viewer;
   }
 

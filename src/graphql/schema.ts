@@ -7,6 +7,7 @@ import './types/message.js';
 import './types/memory.js';
 import './types/memory-queries.js';
 import './types/memory-mutations.js';
+import './types/follow-up.js';
 import './types/chat.js';
 import './types/job.js';
 import './types/provider-info.js';

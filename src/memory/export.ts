@@ -6,7 +6,8 @@ import type { PrismaClient } from '@prisma/client';
  * deletes, and it still holds their content). Never the embeddings: they are derived data,
  * large, and meaningless outside this deployment's model.
  *
- * Four queries whatever the size (user, instances, memories, history), grouped in memory.
+ * Five queries whatever the size (user, instances, memories, history, follow-ups), grouped in
+ * memory.
  */
 export const EXPORT_FORMAT = 'companion-memory-export';
 export const EXPORT_VERSION = 1;
@@ -35,7 +36,23 @@ export interface ExportedMemory {
   supersededAt: string | null;
   supersededBy: string | null;
   expiresAt: string | null;
+  /** When the event happened or will happen (null: timeless). */
+  occurredAt: string | null;
   history: ExportedHistory[];
+}
+
+/** An open thread (README "Time and follow-ups"), with the memory it follows up on. */
+export interface ExportedFollowUp {
+  id: string;
+  memoryId: string;
+  instanceId: string | null;
+  state: string;
+  closeReason: string | null;
+  dueAt: string;
+  expiresAt: string;
+  askedAt: string | null;
+  closedAt: string | null;
+  createdAt: string;
 }
 
 export interface ExportedRelationship {
@@ -49,7 +66,7 @@ export interface UserMemoryExport {
   format: typeof EXPORT_FORMAT;
   version: typeof EXPORT_VERSION;
   exportedAt: string;
-  user: { id: string; createdAt: string };
+  user: { id: string; createdAt: string; timeZone: string };
   /** Profile layer: facts every persona may know. */
   profile: ExportedMemory[];
   /** Relationship layer, one entry per persona instance (with or without memories). */
@@ -61,6 +78,8 @@ export interface UserMemoryExport {
     instanceId: string | null;
     history: ExportedHistory[];
   }[];
+  /** Follow-ups of live memories (they go with their memory). */
+  followUps: ExportedFollowUp[];
 }
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
@@ -80,7 +99,7 @@ export async function exportUserMemories(
   const user = await prisma.user.findUnique({ where: { id: userId } });
   if (!user) return null;
   const order = [{ createdAt: 'asc' as const }, { id: 'asc' as const }];
-  const [instances, memories, history] = await Promise.all([
+  const [instances, memories, history, followUps] = await Promise.all([
     prisma.personaInstance.findMany({
       where: { userId },
       include: { persona: { select: { id: true, slug: true, name: true } } },
@@ -89,6 +108,7 @@ export async function exportUserMemories(
     // The vector column is `Unsupported` in the Prisma schema, so Prisma never selects it.
     prisma.memory.findMany({ where: { userId }, orderBy: order }),
     prisma.memoryHistory.findMany({ where: { userId }, orderBy: order }),
+    prisma.followUp.findMany({ where: { userId }, orderBy: order }),
   ]);
 
   const historyOf = new Map<string, ExportedHistory[]>();
@@ -135,6 +155,7 @@ export async function exportUserMemories(
       supersededAt: iso(m.supersededAt),
       supersededBy: m.supersededById,
       expiresAt: iso(m.expiresAt),
+      occurredAt: iso(m.occurredAt),
       history: historyOf.get(m.id) ?? [],
     };
     if (m.instanceId === null) profile.push(out);
@@ -145,7 +166,7 @@ export async function exportUserMemories(
     format: EXPORT_FORMAT,
     version: EXPORT_VERSION,
     exportedAt: now.toISOString(),
-    user: { id: user.id, createdAt: user.createdAt.toISOString() },
+    user: { id: user.id, createdAt: user.createdAt.toISOString(), timeZone: user.timeZone },
     profile,
     relationships: instances.map((i) => ({
       instanceId: i.id,
@@ -154,5 +175,18 @@ export async function exportUserMemories(
       memories: byInstance.get(i.id) ?? [],
     })),
     deletedMemories: [...deleted.values()],
+    followUps: followUps.map((f) => ({
+      id: f.id,
+      memoryId: f.memoryId,
+      instanceId: f.instanceId,
+      // Stored state: an export is a record, not a view as of a clock.
+      state: f.state,
+      closeReason: f.closeReason,
+      dueAt: f.dueAt.toISOString(),
+      expiresAt: f.expiresAt.toISOString(),
+      askedAt: iso(f.askedAt),
+      closedAt: iso(f.closedAt),
+      createdAt: f.createdAt.toISOString(),
+    })),
   };
 }

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { DeferJobError, type JobHandler } from '../jobs/worker.js';
 import type { Services } from '../services.js';
+import { zoneOrUtc } from '../time/zone.js';
+import { closeAnswered, openThread, threadTimes } from './follow-ups.js';
 import { guardCandidates } from './guard.js';
 import { readStoredRecall } from './recall.js';
 import {
@@ -32,7 +34,12 @@ export function extractMemoriesHandler(s: Services): JobHandler {
       where: { id: replyId },
       include: {
         replyTo: true,
-        session: { include: { instance: { include: { persona: true } } } },
+        session: {
+          include: {
+            instance: { include: { persona: true } },
+            user: { select: { timeZone: true } },
+          },
+        },
       },
     });
     const userMessage = reply?.replyTo;
@@ -43,12 +50,16 @@ export function extractMemoriesHandler(s: Services): JobHandler {
     }
     const userId = reply.userId;
     const { instance } = reply.session;
+    const now = s.now();
+    const timeZone = zoneOrUtc(reply.session.user.timeZone);
     const prior = await s.prisma.message.findMany({
       where: { sessionId: reply.sessionId, createdAt: { lt: userMessage.createdAt } },
       orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
       take: 4,
-      select: { role: true, content: true },
+      select: { id: true, role: true, content: true },
     });
+    // The persona's reply just before this message: if it asked a follow-up, this answers it.
+    const answered = prior[0]?.role === 'ASSISTANT' ? prior[0].id : null;
 
     const extracted = await s.extractor.extract({
       userMessage: userMessage.content,
@@ -58,6 +69,7 @@ export function extractMemoriesHandler(s: Services): JobHandler {
         content: m.content,
       })),
       messageTime: userMessage.createdAt,
+      timeZone,
       personaName: instance.persona.name,
       existing: await existingMemories(
         s,
@@ -97,8 +109,11 @@ export function extractMemoriesHandler(s: Services): JobHandler {
           workerId: ctx.workerId,
           sourceMessageId: userMessage.id,
           sourceSessionId: reply.sessionId,
+          now,
+          timeZone,
         });
       }
+      if (answered) await closeAnswered(tx, { userId, askedReplyId: answered, now });
       await ctx.complete(tx);
     });
   };
@@ -163,7 +178,14 @@ async function writeCandidate(
   scope: LayerScope,
   c: MemoryCandidate,
   embedding: number[],
-  origin: { jobId: string; workerId: string; sourceMessageId: string; sourceSessionId: string },
+  origin: {
+    jobId: string;
+    workerId: string;
+    sourceMessageId: string;
+    sourceSessionId: string;
+    now: Date;
+    timeZone: string;
+  },
 ): Promise<void> {
   const [nearest] = await searchLayer(tx, scope, { embedding, model: s.embedder.model, k: 1 });
   if (nearest && nearest.score >= s.config.dedupThreshold && nearest.memory.id !== c.supersedes) {
@@ -180,12 +202,26 @@ async function writeCandidate(
     embeddingModel: s.embedder.model,
     sourceMessageId: origin.sourceMessageId,
     sourceSessionId: origin.sourceSessionId,
+    occurredAt: c.occurredAt ?? null,
+    createdAt: origin.now,
   });
   if (!id) {
     s.metrics.memoryWrites.inc({ outcome: 'duplicate' });
     return;
   }
   s.metrics.memoryWrites.inc({ outcome: 'added' });
+  const thread = threadTimes(c, origin.now, origin.timeZone, {
+    windowDays: s.config.followUpWindowDays,
+  });
+  if (thread) {
+    await openThread(tx, {
+      userId: scope.userId,
+      memoryId: id,
+      instanceId: scope.instanceId,
+      ...thread,
+      now: origin.now,
+    });
+  }
   const history: { memoryId: string; action: 'ADDED' | 'SUPERSEDED'; oldContent: string | null }[] =
     [{ memoryId: id, action: 'ADDED', oldContent: null }];
   if (c.supersedes) {

@@ -1,3 +1,5 @@
+import { resolveDatePhrase } from '../time/resolve.js';
+import { startOfLocalDay, zoneOrUtc } from '../time/zone.js';
 import type {
   ExtractionInput,
   MemoryCandidate,
@@ -20,7 +22,8 @@ import type {
  * - Verb agreement covers regular verbs and a list of irregular pasts; ambiguous forms
  *   ("I read") take the present. "I'd" is "would" unless a participle follows ("had").
  * - "we" always means the user and the persona, even in "we have an exam" (the user's class).
- * - Relative dates ("tomorrow") are kept as said, not resolved against the message time.
+ * - Dates are resolved (src/time/resolve.ts) into `occurredAt` against the message's local
+ *   date in the user's zone; the content keeps the words as said ("tomorrow").
  * - Only identical statements (ignoring case and punctuation) count as already known;
  *   near-duplicates are left to the embedding dedup that runs after extraction.
  */
@@ -30,10 +33,13 @@ export class OfflineExtractor implements MemoryExtractor {
   async extract(input: ExtractionInput): Promise<MemoryCandidate[]> {
     const persona = input.personaName.trim() || 'the companion';
     const seen = new Set(input.existing.map((memory) => normalise(memory.content)));
+    const zone = zoneOrUtc(input.timeZone);
     const candidates: MemoryCandidate[] = [];
     for (const clause of clauses(input.userMessage)) {
-      const candidate = toCandidate(clause, persona);
-      if (!candidate) continue;
+      const found = toCandidate(clause, persona);
+      if (!found) continue;
+      const when = resolveDatePhrase(clause, input.messageTime, zone);
+      const candidate = when ? { ...found, occurredAt: startOfLocalDay(when.date, zone) } : found;
       const key = normalise(candidate.content);
       if (seen.has(key)) continue;
       seen.add(key);

@@ -20,6 +20,8 @@ export interface MemoryCandidate {
   confidence?: number;
   /** Id of an existing memory this one corrects (supersede instead of adding beside it). */
   supersedes?: string;
+  /** When it happened or will happen (a date-only event: the start of that day, user's zone). */
+  occurredAt?: Date;
 }
 
 export interface ExistingMemory {
@@ -34,6 +36,8 @@ export interface ExtractionInput {
   /** A few messages before the turn, oldest first. */
   priorMessages: ChatMessage[];
   messageTime: Date;
+  /** The user's IANA zone (default UTC): "tomorrow" is resolved against the local date. */
+  timeZone?: string;
   personaName: string;
   /** The most similar memories already stored (both layers), so they are not re-extracted. */
   existing: ExistingMemory[];
