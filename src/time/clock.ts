@@ -7,13 +7,23 @@ export type Clock = () => Date;
 
 export const systemClock: Clock = () => new Date();
 
-/** A clock the caller sets and advances (tests, the companion evaluation). */
+/**
+ * A clock the caller sets and advances (tests, the companion evaluation). Each reading moves it
+ * on by `tickMs` (1 ms): rows written one after another (a message, then its reply) keep their
+ * order, as they do on a real clock.
+ */
 export class ManualClock {
   #now: number;
-  constructor(start: Date) {
+  readonly #tickMs: number;
+  constructor(start: Date, tickMs = 1) {
     this.#now = start.getTime();
+    this.#tickMs = tickMs;
   }
-  readonly now: Clock = () => new Date(this.#now);
+  readonly now: Clock = () => {
+    const at = new Date(this.#now);
+    this.#now += this.#tickMs;
+    return at;
+  };
   set(to: Date): void {
     this.#now = to.getTime();
   }

@@ -136,6 +136,7 @@ describe('exportUserMemories', () => {
           },
         ],
         "exportedAt": "<time>",
+        "followUps": [],
         "format": "companion-memory-export",
         "profile": [
           {
@@ -168,6 +169,7 @@ describe('exportUserMemories', () => {
               },
             ],
             "id": "<id 2>",
+            "occurredAt": null,
             "sourceMessageId": null,
             "sourceSessionId": null,
             "supersededAt": "<time>",
@@ -194,6 +196,7 @@ describe('exportUserMemories', () => {
               },
             ],
             "id": "<id 3>",
+            "occurredAt": null,
             "sourceMessageId": null,
             "sourceSessionId": null,
             "supersededAt": null,
@@ -226,6 +229,7 @@ describe('exportUserMemories', () => {
                   },
                 ],
                 "id": "<id 9>",
+                "occurredAt": null,
                 "sourceMessageId": null,
                 "sourceSessionId": null,
                 "supersededAt": null,
@@ -253,6 +257,7 @@ describe('exportUserMemories', () => {
         "user": {
           "createdAt": "<time>",
           "id": "<id 1>",
+          "timeZone": "UTC",
         },
         "version": 1,
       }
