@@ -39,14 +39,49 @@ export class OfflineExtractor implements MemoryExtractor {
       const found = toCandidate(clause, persona);
       if (!found) continue;
       const when = resolveDatePhrase(clause, input.messageTime, zone);
-      const candidate = when ? { ...found, occurredAt: startOfLocalDay(when.date, zone) } : found;
-      const key = normalise(candidate.content);
-      if (seen.has(key)) continue;
-      seen.add(key);
-      candidates.push(candidate);
+      // A plain statement with a day ("I have a recital on Friday") is an event.
+      const candidate: MemoryCandidate = when
+        ? {
+            ...found,
+            category: found.category === 'FACT' ? 'EVENT' : found.category,
+            occurredAt: startOfLocalDay(when.date, zone),
+          }
+        : found;
+      for (const c of [candidate, ...corrections(candidate, input.existing)]) {
+        const key = normalise(c.content);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        candidates.push(c);
+      }
     }
     return candidates;
   }
+}
+
+const MOVED = /^User (?:just |finally |recently )?(?:moved|relocated|has moved) to (.+)$/;
+const LIVES_IN = /^User (?:lives|is living) in /i;
+
+/**
+ * The one correction a rule can make safely: "I moved to Porto" replaces a stored "User lives
+ * in Lisbon" (the old one is superseded, so recall stops finding it). Others need the LLM.
+ */
+function corrections(
+  candidate: MemoryCandidate,
+  existing: ExtractionInput['existing'],
+): MemoryCandidate[] {
+  const place = MOVED.exec(candidate.content)?.[1];
+  if (!place || candidate.layer !== 'PROFILE') return [];
+  const old = existing.find((m) => m.layer === 'PROFILE' && LIVES_IN.test(m.content));
+  if (!old) return [];
+  return [
+    {
+      content: `User lives in ${place}`,
+      category: 'FACT',
+      layer: 'PROFILE',
+      confidence: candidate.confidence ?? 0.8,
+      supersedes: old.id,
+    },
+  ];
 }
 
 const MAX_CONTENT = 500;
