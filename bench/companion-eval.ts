@@ -14,6 +14,7 @@
  * Scripts come from templates and a seed (names, places, jobs, zones, times of day vary):
  *
  *   npx tsx bench/companion-eval.ts [--users 20] [--seed 1] [--transcript] [--json out.json]
+ *     [--max-seconds 1800]
  *   bash scripts/ci/with-postgres.sh sh -c 'npx tsx bench/companion-eval.ts --database-url "$PG_ADMIN_URL"'
  */
 import { randomUUID } from 'node:crypto';
@@ -35,7 +36,7 @@ import {
   startOfLocalDay,
 } from '../src/time/zone.js';
 import { PERSONAS, SEND_MESSAGE, START_CHAT } from '../test/helpers/operations.js';
-import { emitJson, intArg, log, machineInfo, mulberry32, table } from './lib/common.js';
+import { deadline, emitJson, intArg, log, machineInfo, mulberry32, table } from './lib/common.js';
 import { createScratchDatabase, databaseUrlFrom, openBenchDatabase } from './lib/db.js';
 
 const JWT_SECRET = 'eval-secret-that-is-long-enough-for-hs256-0123456789';
@@ -125,8 +126,18 @@ async function main() {
       'database-url': { type: 'string' },
       transcript: { type: 'boolean', default: false },
       json: { type: 'string' },
+      'max-seconds': { type: 'string' },
+      help: { type: 'boolean', default: false },
     },
   });
+  if (values.help) {
+    process.stdout.write(
+      'npx tsx bench/companion-eval.ts [--users 20] [--seed 1] [--database-url URL] ' +
+        '[--transcript] [--json out.json] [--max-seconds 1800]\n',
+    );
+    return;
+  }
+  deadline(intArg(values['max-seconds'], 1800, 'max-seconds'), 'companion-eval');
   const users = intArg(values.users, 20, 'users');
   const seed = intArg(values.seed, 1, 'seed');
   const adminUrl = databaseUrlFrom(values['database-url']);
