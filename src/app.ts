@@ -67,7 +67,7 @@ export function createApp(options: AppOptions): App {
     }
     const viewer = await options.verifyToken(token);
     // A service caller is no user: nothing to provision.
-    if (!viewer.service) await provision(viewer.id);
+    if (!viewer.service) await provision(viewer);
     return viewer;
   }
 

@@ -22,6 +22,7 @@ import {
   instrumentExtractor,
 } from './providers/instrumented.js';
 import type { Services, TurnConfig } from './services.js';
+import { type Clock, systemClock } from './time/clock.js';
 
 export function fusionFromEnv(env: Env): FusionSettings {
   return {
@@ -46,6 +47,7 @@ export function turnConfigFrom(env: Env): TurnConfig {
     dedupThreshold: env.MEMORY_DEDUP_THRESHOLD,
     memoryWritesPerMinute: env.MEMORY_WRITES_PER_MINUTE,
     jobMaxAttempts: env.JOB_MAX_ATTEMPTS,
+    followUpWindowDays: env.FOLLOW_UP_WINDOW_DAYS,
   };
 }
 
@@ -105,7 +107,7 @@ export function createServices(
   db: Database,
   logger: Logger,
   providers: Providers = createProviders(env, logger),
-  options: { defaultMetrics?: boolean } = {},
+  options: { defaultMetrics?: boolean; now?: Clock } = {},
 ): Services & { setWake(fn: () => void): void } {
   let wake = () => {};
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? false });
@@ -130,6 +132,7 @@ export function createServices(
     logger,
     metrics,
     config: turnConfigFrom(env),
+    now: options.now ?? systemClock,
     limits,
     runningTurns: new RunningTurns(),
     memoryEvents: new MemoryEvents({

@@ -196,6 +196,15 @@ export const envSchema = z.object({
     .max(100)
     .default(12)
     .describe('Recent messages in the prompt.'),
+  FOLLOW_UP_WINDOW_DAYS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(365)
+    .default(7)
+    .describe(
+      "Days after a follow-up is due (the day after the event, in the user's time zone) that a persona may still ask about it; then it expires.",
+    ),
   MAX_MESSAGE_CHARS: z.coerce
     .number()
     .int()

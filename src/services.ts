@@ -8,6 +8,7 @@ import type { MemoryExtractor } from './memory/types.js';
 import type { Metrics } from './metrics.js';
 import type { Embedder } from './providers/embeddings/types.js';
 import type { ChatModel } from './providers/llm/types.js';
+import type { Clock } from './time/clock.js';
 
 /** Settings the chat turn and the memory pipeline read (a slice of Env, so tests can set them). */
 export interface TurnConfig {
@@ -23,6 +24,8 @@ export interface TurnConfig {
   dedupThreshold: number;
   memoryWritesPerMinute: number;
   jobMaxAttempts: number;
+  /** Days a due follow-up stays askable before it expires. */
+  followUpWindowDays: number;
 }
 
 /** What domain code needs from the outside world, passed explicitly (no globals). */
@@ -34,6 +37,8 @@ export interface Services {
   logger: Logger;
   metrics: Metrics;
   config: TurnConfig;
+  /** The domain's clock: turns, extraction and follow-ups read "now" only from here. */
+  now: Clock;
   /** Per-user rate limits (turns, new chats, searches) and the concurrent-turn cap. */
   limits: UserLimits;
   /** Turns in flight in this process, so a concurrent retry joins instead of re-asking the model. */

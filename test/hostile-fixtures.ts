@@ -37,6 +37,8 @@ profileMemories(userId)                  | User            | admin | query($id: 
 exportMemories(userId)                   | User            | admin | query($id: ID!) { exportMemories(userId: $id) }
 deleteChatSession(sessionId)             | ChatSession     | user  | mutation($id: ID!) { deleteChatSession(input: { sessionId: $id }) { deletedMessages } }
 eraseUser(userId)                        | User            | admin | mutation($id: ID!) { eraseUser(input: { userId: $id }) { userId } }
+followUps(userId)                        | User            | admin | query($id: ID!) { followUps(userId: $id) { edges { node { id memory { content } } } } }
+dismissFollowUp(followUpId)              | FollowUp        | user  | mutation($id: ID!) { dismissFollowUp(input: { followUpId: $id }) { followUp { state } } }
 memoryStats(userId)                      | User            | admin | query($id: ID!) { memoryStats(userId: $id) { profile { total } } }
 retryJob(jobId)                          | Job             | admin | mutation($id: ID!) { retryJob(input: { jobId: $id }) { id } }
 discardJob(jobId)                        | Job             | admin | mutation($id: ID!) { discardJob(input: { jobId: $id }) { jobId } }
@@ -100,12 +102,15 @@ export async function ownerWithData(t: TestContext): Promise<Fixtures> {
   const chat = await startChat(t, owner.token, persona);
   const line = "I'm a pilot called Zeppelina and we laughed about your jokes";
   await send(t, owner.token, chat.sessionId, line);
+  // A plan with a date: a follow-up thread.
+  await send(t, owner.token, chat.sessionId, 'I have a job interview at Zeppelin Air tomorrow');
   await t.drainJobs();
   const prisma = t.services.prisma;
   const mine = { where: { userId: owner.id } };
   const memories = await prisma.memory.findMany(mine);
   const messages = await prisma.message.findMany(mine);
   const job = await prisma.job.findFirstOrThrow(mine);
+  const followUp = await prisma.followUp.findFirstOrThrow(mine);
   if (!memories.some((m) => m.instanceId === null) || !memories.some((m) => m.instanceId)) {
     throw new Error('setup wrote no memories of both layers');
   }
@@ -121,6 +126,7 @@ export async function ownerWithData(t: TestContext): Promise<Fixtures> {
       Message: encodeGlobalID('Message', messages[0]?.id ?? ''),
       Memory: encodeGlobalID('Memory', memories[0]?.id ?? ''),
       Job: encodeGlobalID('Job', job.id),
+      FollowUp: encodeGlobalID('FollowUp', followUp.id),
     },
     secrets: [...messages, ...memories].map((row) => row.content),
     snapshot: async () => ({
@@ -129,6 +135,7 @@ export async function ownerWithData(t: TestContext): Promise<Fixtures> {
       sessions: await prisma.chatSession.count(),
       personas: await prisma.persona.findMany({ orderBy: { id: 'asc' } }),
       jobs: await prisma.job.findMany({ orderBy: { id: 'asc' } }),
+      followUps: await prisma.followUp.findMany({ orderBy: { id: 'asc' } }),
     }),
   };
 }

@@ -60,12 +60,14 @@ beforeAll(async () => {
     chat.sessionId,
     "I'm a pilot and we laughed about your jokes",
   );
+  await send(t, owner.token, chat.sessionId, 'I have a job interview tomorrow');
   await t.drainJobs();
   const prisma = t.services.prisma;
   const memories = await prisma.memory.findMany({ where: { userId: owner.id } });
   const profile = memories.find((m) => m.instanceId === null);
   const relationship = memories.find((m) => m.instanceId !== null);
   const job = await prisma.job.findFirst({ where: { userId: owner.id } });
+  const followUp = await prisma.followUp.findFirstOrThrow({ where: { userId: owner.id } });
   if (!profile || !relationship || !job) throw new Error('setup wrote no memories or job');
 
   const add = (type: string, id: string, access: Access) => {
@@ -80,6 +82,7 @@ beforeAll(async () => {
   add('Memory', encodeGlobalID('Memory', profile.id), 'owner');
   add('Memory', encodeGlobalID('Memory', relationship.id), 'owner');
   add('Job', encodeGlobalID('Job', job.id), 'admins');
+  add('FollowUp', encodeGlobalID('FollowUp', followUp.id), 'owner');
 });
 afterAll(() => t?.close());
 

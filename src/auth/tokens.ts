@@ -1,5 +1,6 @@
 import { type JWTPayload, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { AppError, unauthenticated } from '../errors.js';
+import { canonicalTimeZone } from '../time/zone.js';
 import { createJwksKeySource, type JwksOptions, KeySetUnavailable } from './jwks.js';
 import { createServiceKeyCheck, SUPABASE_SERVICE_ROLE, serviceViewer } from './service-keys.js';
 
@@ -9,6 +10,11 @@ export interface Viewer {
   isAdmin: boolean;
   /** Set for server-to-server callers (an API key or a service_role token): the key id. */
   service?: string;
+  /**
+   * The OpenID Connect standard claim `zoneinfo` (an IANA zone such as "Europe/Paris"), when the
+   * token carries a valid one: the identity provider's zone is stored as the user's.
+   */
+  timeZone?: string;
 }
 
 /** At least one of `secret` and `jwksUrl`; with both, the token's `alg` picks the key. */
@@ -107,18 +113,22 @@ export function createVerifier(config: AuthConfig): TokenVerifier {
     }
     const id = sub.toLowerCase();
     const appMetadata = payload.app_metadata as { role?: unknown } | undefined;
-    return { id, isAdmin: appMetadata?.role === 'admin' || admins.has(id) };
+    const viewer: Viewer = { id, isAdmin: appMetadata?.role === 'admin' || admins.has(id) };
+    // An unusable zone in a valid token is ignored rather than failing the request.
+    const zone = typeof payload.zoneinfo === 'string' ? canonicalTimeZone(payload.zoneinfo) : null;
+    return zone ? { ...viewer, timeZone: zone } : viewer;
   };
 }
 
 /** Mints an HS256 token the verifier accepts (dev mode, the token CLI, tests). */
 export async function mintToken(
   config: { secret: string; issuer?: string; audience?: string },
-  claims: { sub: string; admin?: boolean; expiresIn?: string },
+  claims: { sub: string; admin?: boolean; expiresIn?: string; zoneinfo?: string },
 ): Promise<string> {
   let jwt = new SignJWT({
     role: 'authenticated',
     ...(claims.admin ? { app_metadata: { role: 'admin' } } : {}),
+    ...(claims.zoneinfo ? { zoneinfo: claims.zoneinfo } : {}),
   })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setSubject(claims.sub)

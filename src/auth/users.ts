@@ -7,12 +7,12 @@ type Db = Pick<PrismaClient, '$executeRaw'>;
  * Ids known to have a users row, per database client (so every provisioner of one process and
  * the erasure in src/account/erase.ts share one view).
  */
-const knownByClient = new WeakMap<object, Set<string>>();
+const knownByClient = new WeakMap<object, Map<string, string | undefined>>();
 
-function knownOf(prisma: object): Set<string> {
+function knownOf(prisma: object): Map<string, string | undefined> {
   let known = knownByClient.get(prisma);
   if (!known) {
-    known = new Set();
+    known = new Map();
     knownByClient.set(prisma, known);
   }
   return known;
@@ -24,24 +24,33 @@ export async function ensureUser(db: Db, id: string): Promise<void> {
 }
 
 /**
- * Users are provisioned on their first authenticated request. A bounded set of ids known to
- * exist saves the upsert on later requests; evicting an id only costs one idempotent upsert.
+ * Users are provisioned on their first authenticated request. A bounded map of ids known to
+ * exist (with the token's time zone last stored) saves the upsert on later requests; evicting
+ * an id only costs one idempotent upsert. A token's `zoneinfo` claim is written through to the
+ * user, so deployments whose identity provider knows the zone need no `updateViewer` call.
  *
- * The set can be stale: the row may be erased (by this process, which evicts the id through
+ * The map can be stale: the row may be erased (by this process, which evicts the id through
  * forgetKnownUser, or by another machine or by hand). Nothing relies on it being exact:
  * startChat, where a user's rows begin, ensures the row itself, so a still-valid token of an
  * erased user simply starts over with a fresh, empty account.
  */
 export function createUserProvisioner(prisma: PrismaClient, capacity = 10_000) {
   const known = knownOf(prisma);
-  return async (id: string): Promise<void> => {
-    if (known.has(id)) return;
-    await ensureUser(prisma, id);
-    if (known.size >= capacity) {
-      const oldest = known.values().next().value;
+  return async (viewer: { id: string; timeZone?: string }): Promise<void> => {
+    const { id, timeZone } = viewer;
+    if (known.has(id) && known.get(id) === timeZone) return;
+    if (timeZone) {
+      await prisma.$executeRaw`INSERT INTO users (id, time_zone) VALUES (${id}::uuid, ${timeZone})
+        ON CONFLICT (id) DO UPDATE SET time_zone = EXCLUDED.time_zone
+        WHERE users.time_zone IS DISTINCT FROM EXCLUDED.time_zone`;
+    } else {
+      await ensureUser(prisma, id);
+    }
+    if (!known.has(id) && known.size >= capacity) {
+      const oldest = known.keys().next().value;
       if (oldest !== undefined) known.delete(oldest);
     }
-    known.add(id);
+    known.set(id, timeZone);
   };
 }
 

@@ -2,6 +2,7 @@ import { type Message, Prisma } from '@prisma/client';
 import { AppError, badInput, conflict, notFound } from '../errors.js';
 import { enqueue } from '../jobs/queue.js';
 import { EXTRACT_MEMORIES } from '../memory/extract-job.js';
+import { markAsked } from '../memory/follow-ups.js';
 import {
   readStoredRecall,
   recallForTurn,
@@ -11,7 +12,9 @@ import {
 import { findMemoriesByIds, type ScoredMemory } from '../memory/store.js';
 import type { ChatCompletion, ChatRequest } from '../providers/llm/types.js';
 import type { Services } from '../services.js';
-import { buildPrompt } from './prompt.js';
+import { zoneOrUtc } from '../time/zone.js';
+import { buildPrompt, timeNote } from './prompt.js';
+import { loadTurnTime, offlineTimeContext } from './turn-time.js';
 
 export interface SendMessageInput {
   userId: string;
@@ -94,9 +97,10 @@ async function runTurn(
 ): Promise<Turn> {
   const session = await s.prisma.chatSession.findUnique({
     where: { id: input.sessionId },
-    include: { instance: { include: { persona: true } } },
+    include: { instance: { include: { persona: true } }, user: { select: { timeZone: true } } },
   });
   if (!session || session.userId !== input.userId) throw notFound('Chat session');
+  const timeZone = zoneOrUtc(session.user.timeZone);
 
   const userMessage = await persistUserMessage(s, input, content);
   if ('reply' in userMessage && userMessage.reply) {
@@ -104,6 +108,13 @@ async function runTurn(
   }
 
   const { persona } = session.instance;
+  const now = s.now();
+  const time = await loadTurnTime(
+    s.prisma,
+    { userId: input.userId, instanceId: session.instanceId },
+    userMessage,
+    now,
+  );
   const history = await s.prisma.message.findMany({
     where: {
       sessionId: session.id,
@@ -133,7 +144,15 @@ async function runTurn(
     relationship: recalled.relationship,
     history: history.reverse(),
     userMessage: content,
-    now: new Date(),
+    now,
+    timeZone,
+    lastTalkAt: time.lastTalkAt,
+    followUp: time.followUp,
+  });
+  const told = (m: ScoredMemory) => ({
+    content: m.memory.content,
+    score: m.score,
+    told: timeNote(m.memory, now, timeZone),
   });
 
   const request: ChatRequest = {
@@ -142,11 +161,9 @@ async function runTurn(
       personaName: persona.name,
       personaTraits: (persona.traits ?? {}) as Record<string, unknown>,
       userMessage: content,
-      profile: recalled.profile.map((m) => ({ content: m.memory.content, score: m.score })),
-      relationship: recalled.relationship.map((m) => ({
-        content: m.memory.content,
-        score: m.score,
-      })),
+      profile: recalled.profile.map(told),
+      relationship: recalled.relationship.map(told),
+      ...offlineTimeContext(time, now, timeZone),
     },
   };
   let completion: ChatCompletion;
@@ -178,8 +195,17 @@ async function runTurn(
           promptTokens: completion.promptTokens,
           completionTokens: completion.completionTokens,
           recall: stored,
+          createdAt: s.now(),
         },
       });
+      if (time.followUp) {
+        await markAsked(tx, {
+          id: time.followUp.id,
+          instanceId: session.instanceId,
+          replyId: created.id,
+          now,
+        });
+      }
       await enqueue(tx, {
         kind: EXTRACT_MEMORIES,
         dedupeKey: `extract:${created.id}`,
@@ -229,6 +255,7 @@ async function persistUserMessage(
           role: 'USER',
           content,
           clientMessageId: input.clientMessageId,
+          createdAt: s.now(),
         },
       });
     } catch (err) {

@@ -10,6 +10,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  */
 export const NODE_TYPES: ReadonlySet<string> = new Set([
   'ChatSession',
+  'FollowUp',
   'Job',
   'Memory',
   'Message',

@@ -10,6 +10,7 @@ import './types/memory-mutations.js';
 import './types/data-rights.js';
 import './types/memory-remember.js';
 import './types/memory-events.js';
+import './types/follow-up.js';
 import './types/chat.js';
 import './types/job.js';
 import './types/provider-info.js';

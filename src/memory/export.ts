@@ -6,10 +6,10 @@ import type { PrismaClient } from '@prisma/client';
  * outlives deletes, and it still holds their content), and every chat session with its
  * messages. Never the embeddings: they are derived data, large, and meaningless outside this
  * deployment's model. The shape is documented in the README ("Data rights"); any change to it
- * bumps EXPORT_VERSION (2 added `chats`).
+ * bumps EXPORT_VERSION (2 added `chats`, `followUps` and each memory's `occurredAt`).
  *
- * Six queries whatever the size (user, instances, memories, history, sessions, messages),
- * grouped in memory.
+ * Seven queries whatever the size (user, instances, memories, history, sessions, messages,
+ * follow-ups), grouped in memory.
  */
 export const EXPORT_FORMAT = 'companion-memory-export';
 export const EXPORT_VERSION = 2;
@@ -38,7 +38,23 @@ export interface ExportedMemory {
   supersededAt: string | null;
   supersededBy: string | null;
   expiresAt: string | null;
+  /** When the event happened or will happen (null: timeless). */
+  occurredAt: string | null;
   history: ExportedHistory[];
+}
+
+/** An open thread (README "Time and follow-ups"), with the memory it follows up on. */
+export interface ExportedFollowUp {
+  id: string;
+  memoryId: string;
+  instanceId: string | null;
+  state: string;
+  closeReason: string | null;
+  dueAt: string;
+  expiresAt: string;
+  askedAt: string | null;
+  closedAt: string | null;
+  createdAt: string;
 }
 
 export interface ExportedRelationship {
@@ -73,7 +89,7 @@ export interface UserMemoryExport {
   format: typeof EXPORT_FORMAT;
   version: typeof EXPORT_VERSION;
   exportedAt: string;
-  user: { id: string; createdAt: string };
+  user: { id: string; createdAt: string; timeZone: string };
   /** Profile layer: facts every persona may know. */
   profile: ExportedMemory[];
   /** Relationship layer, one entry per persona instance (with or without memories). */
@@ -87,6 +103,8 @@ export interface UserMemoryExport {
   }[];
   /** Chat sessions, oldest first, each with its messages (its persona: see relationships). */
   chats: ExportedChat[];
+  /** Follow-ups of live memories (they go with their memory). */
+  followUps: ExportedFollowUp[];
 }
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
@@ -106,7 +124,7 @@ export async function exportUserMemories(
   const user = await prisma.user.findUnique({ where: { id: userId } });
   if (!user) return null;
   const order = [{ createdAt: 'asc' as const }, { id: 'asc' as const }];
-  const [instances, memories, history, sessions, messages] = await Promise.all([
+  const [instances, memories, history, sessions, messages, followUps] = await Promise.all([
     prisma.personaInstance.findMany({
       where: { userId },
       include: { persona: { select: { id: true, slug: true, name: true } } },
@@ -130,6 +148,7 @@ export async function exportUserMemories(
         model: true,
       },
     }),
+    prisma.followUp.findMany({ where: { userId }, orderBy: order }),
   ]);
   const messagesOf = new Map<string, ExportedMessage[]>();
   for (const { sessionId, createdAt, ...m } of messages) {
@@ -180,6 +199,7 @@ export async function exportUserMemories(
       supersededAt: iso(m.supersededAt),
       supersededBy: m.supersededById,
       expiresAt: iso(m.expiresAt),
+      occurredAt: iso(m.occurredAt),
       history: historyOf.get(m.id) ?? [],
     };
     if (m.instanceId === null) profile.push(out);
@@ -190,7 +210,7 @@ export async function exportUserMemories(
     format: EXPORT_FORMAT,
     version: EXPORT_VERSION,
     exportedAt: now.toISOString(),
-    user: { id: user.id, createdAt: user.createdAt.toISOString() },
+    user: { id: user.id, createdAt: user.createdAt.toISOString(), timeZone: user.timeZone },
     profile,
     relationships: instances.map((i) => ({
       instanceId: i.id,
@@ -204,6 +224,19 @@ export async function exportUserMemories(
       instanceId: c.instanceId,
       createdAt: c.createdAt.toISOString(),
       messages: messagesOf.get(c.id) ?? [],
+    })),
+    followUps: followUps.map((f) => ({
+      id: f.id,
+      memoryId: f.memoryId,
+      instanceId: f.instanceId,
+      // Stored state: an export is a record, not a view as of a clock.
+      state: f.state,
+      closeReason: f.closeReason,
+      dueAt: f.dueAt.toISOString(),
+      expiresAt: f.expiresAt.toISOString(),
+      askedAt: iso(f.askedAt),
+      closedAt: iso(f.closedAt),
+      createdAt: f.createdAt.toISOString(),
     })),
   };
 }

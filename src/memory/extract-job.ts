@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { DeferJobError, type JobContext, type JobHandler, LostClaimError } from '../jobs/worker.js';
 import type { Services } from '../services.js';
+import { zoneOrUtc } from '../time/zone.js';
 import type { MemoryEvent } from './events.js';
+import { closeAnswered, openThread, threadTimes } from './follow-ups.js';
 import { guardCandidates } from './guard.js';
 import { fromThisTurn } from './provenance.js';
 import { readStoredRecall } from './recall.js';
@@ -34,7 +36,12 @@ export function extractMemoriesHandler(s: Services): JobHandler {
       where: { id: replyId },
       include: {
         replyTo: true,
-        session: { include: { instance: { include: { persona: true } } } },
+        session: {
+          include: {
+            instance: { include: { persona: true } },
+            user: { select: { timeZone: true } },
+          },
+        },
       },
     });
     const userMessage = reply?.replyTo;
@@ -45,12 +52,16 @@ export function extractMemoriesHandler(s: Services): JobHandler {
     }
     const userId = reply.userId;
     const { instance } = reply.session;
+    const now = s.now();
+    const timeZone = zoneOrUtc(reply.session.user.timeZone);
     const prior = await s.prisma.message.findMany({
       where: { sessionId: reply.sessionId, createdAt: { lt: userMessage.createdAt } },
       orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
       take: 4,
-      select: { role: true, content: true },
+      select: { id: true, role: true, content: true },
     });
+    // The persona's reply just before this message: if it asked a follow-up, this answers it.
+    const answered = prior[0]?.role === 'ASSISTANT' ? prior[0].id : null;
 
     const extracted = await s.extractor.extract({
       userMessage: userMessage.content,
@@ -60,6 +71,7 @@ export function extractMemoriesHandler(s: Services): JobHandler {
         content: m.content,
       })),
       messageTime: userMessage.createdAt,
+      timeZone,
       personaName: instance.persona.name,
       existing: await existingMemories(
         s,
@@ -119,9 +131,12 @@ export function extractMemoriesHandler(s: Services): JobHandler {
           actorId: ctx.workerId,
           sourceMessageId: userMessage.id,
           sourceSessionId: reply.sessionId,
+          now,
+          timeZone,
         });
         events.push(...written);
       }
+      if (answered) await closeAnswered(tx, { userId, askedReplyId: answered, now });
       await ctx.complete(tx);
     });
     await s.memoryEvents.publish(events);
@@ -204,6 +219,10 @@ export interface WriteOrigin {
   actorId: string;
   sourceMessageId: string | null;
   sourceSessionId: string | null;
+  /** The domain clock's now: the row's createdAt, and the base of a follow-up's due date. */
+  now: Date;
+  /** The user's zone: a date-only event is due once that day has passed there. */
+  timeZone: string;
 }
 
 /**
@@ -233,12 +252,26 @@ export async function writeCandidate(
     embeddingModel: s.embedder.model,
     sourceMessageId: origin.sourceMessageId,
     sourceSessionId: origin.sourceSessionId,
+    occurredAt: c.occurredAt ?? null,
+    createdAt: origin.now,
   });
   if (!id) {
     s.metrics.memoryWrites.inc({ outcome: 'duplicate' });
     return [];
   }
   s.metrics.memoryWrites.inc({ outcome: 'added' });
+  const thread = threadTimes(c, origin.now, origin.timeZone, {
+    windowDays: s.config.followUpWindowDays,
+  });
+  if (thread) {
+    await openThread(tx, {
+      userId: scope.userId,
+      memoryId: id,
+      instanceId: scope.instanceId,
+      ...thread,
+      now: origin.now,
+    });
+  }
   const history: { memoryId: string; action: 'ADDED' | 'SUPERSEDED'; oldContent: string | null }[] =
     [{ memoryId: id, action: 'ADDED', oldContent: null }];
   if (c.supersedes) {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Logger } from '../logger.js';
 import type { OpenRouterChatModel } from '../providers/llm/openrouter.js';
 import type { ChatMessage } from '../providers/llm/types.js';
+import { isRealDate, startOfLocalDay, zoneOrUtc } from '../time/zone.js';
 import {
   buildExtractionMessages,
   EXTRACTION_PROMPT_VERSION,
@@ -61,6 +62,8 @@ const itemSchema = z.object({
   confidence: z.unknown().optional().transform(toConfidence),
   supersedes: z.string().trim().nullish().catch(null),
   evidence: z.string().trim().nullish().catch(null),
+  // Checked against the calendar in parseAnswer; a bad date costs the date, not the memory.
+  occurredAt: z.string().trim().nullish().catch(null),
 });
 const answerSchema = z.union([z.object({ memories: z.array(z.unknown()) }), z.array(z.unknown())]);
 
@@ -101,7 +104,7 @@ export class LlmExtractor implements MemoryExtractor {
         temperature: 0,
         maxTokens,
       });
-      attempt = parseAnswer(answer.content);
+      attempt = parseAnswer(answer.content, zoneOrUtc(input.timeZone));
       const usable = attempt.ok && (attempt.items.length > 0 || attempt.invalid === 0);
       if (usable || retried >= maxRetries) break;
       retried++;
@@ -152,7 +155,7 @@ export class LlmExtractor implements MemoryExtractor {
   }
 }
 
-function parseAnswer(text: string): Attempt {
+function parseAnswer(text: string, zone: string): Attempt {
   const json = parseLenient(text);
   if (json === undefined) return { ok: false, problem: 'it was not valid JSON' };
   const answer = answerSchema.safeParse(json);
@@ -165,11 +168,13 @@ function parseAnswer(text: string): Attempt {
   for (const [i, value] of raw.entries()) {
     const item = itemSchema.safeParse(value);
     if (item.success) {
-      const { supersedes, evidence, ...rest } = item.data;
+      const { supersedes, evidence, occurredAt: when, ...rest } = item.data;
+      const occurredAt = parseOccurredAt(when, zone);
       items.push({
         ...rest,
         ...(supersedes ? { supersedes } : {}),
         ...(evidence ? { evidence } : {}),
+        ...(occurredAt ? { occurredAt } : {}),
       });
     } else {
       const issue = item.error.issues[0];
@@ -196,6 +201,31 @@ function parseLenient(text: string): unknown {
     }
   }
   return undefined;
+}
+
+const LOCAL_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+/** Years a memory's date may fall in; anything else is a model's slip, not a plan. */
+const MIN_YEAR = 1900;
+const MAX_YEAR = 2200;
+
+/**
+ * "YYYY-MM-DD" (the prompt's format: a day in the user's calendar, stored as the start of that
+ * day in their zone) or an ISO instant with an explicit offset; anything else is dropped.
+ */
+export function parseOccurredAt(value: string | null | undefined, zone: string): Date | null {
+  if (!value) return null;
+  const day = LOCAL_DATE.exec(value);
+  if (day) {
+    const date = { year: Number(day[1]), month: Number(day[2]), day: Number(day[3]) };
+    if (!isRealDate(date) || date.year < MIN_YEAR || date.year > MAX_YEAR) return null;
+    return startOfLocalDay(date, zone);
+  }
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})$/i.test(value)) {
+    return null;
+  }
+  const instant = new Date(value);
+  const year = instant.getUTCFullYear();
+  return Number.isNaN(instant.getTime()) || year < MIN_YEAR || year > MAX_YEAR ? null : instant;
 }
 
 /** Numbers and numeric strings, clamped to 0..1; anything else gets a middling default. */

@@ -1,3 +1,5 @@
+import { resolveDatePhrase } from '../time/resolve.js';
+import { startOfLocalDay, zoneOrUtc } from '../time/zone.js';
 import type {
   ExtractionInput,
   MemoryCandidate,
@@ -20,7 +22,8 @@ import type {
  * - Verb agreement covers regular verbs and a list of irregular pasts; ambiguous forms
  *   ("I read") take the present. "I'd" is "would" unless a participle follows ("had").
  * - "we" always means the user and the persona, even in "we have an exam" (the user's class).
- * - Relative dates ("tomorrow") are kept as said, not resolved against the message time.
+ * - Dates are resolved (src/time/resolve.ts) into `occurredAt` against the message's local
+ *   date in the user's zone; the content keeps the words as said ("tomorrow").
  * - Only identical statements (ignoring case and punctuation) count as already known;
  *   near-duplicates are left to the embedding dedup that runs after extraction.
  */
@@ -30,17 +33,55 @@ export class OfflineExtractor implements MemoryExtractor {
   async extract(input: ExtractionInput): Promise<MemoryCandidate[]> {
     const persona = input.personaName.trim() || 'the companion';
     const seen = new Set(input.existing.map((memory) => normalise(memory.content)));
+    const zone = zoneOrUtc(input.timeZone);
     const candidates: MemoryCandidate[] = [];
     for (const clause of clauses(input.userMessage)) {
-      const candidate = toCandidate(clause, persona);
-      if (!candidate) continue;
-      const key = normalise(candidate.content);
-      if (seen.has(key)) continue;
-      seen.add(key);
-      candidates.push(candidate);
+      const found = toCandidate(clause, persona);
+      if (!found) continue;
+      const when = resolveDatePhrase(clause, input.messageTime, zone);
+      // A plain statement with a day ("I have a recital on Friday") is an event.
+      const candidate: MemoryCandidate = when
+        ? {
+            ...found,
+            category: found.category === 'FACT' ? 'EVENT' : found.category,
+            occurredAt: startOfLocalDay(when.date, zone),
+          }
+        : found;
+      for (const c of [candidate, ...corrections(candidate, input.existing)]) {
+        const key = normalise(c.content);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        candidates.push(c);
+      }
     }
     return candidates;
   }
+}
+
+const MOVED = /^User (?:just |finally |recently )?(?:moved|relocated|has moved) to (.+)$/;
+const LIVES_IN = /^User (?:lives|is living) in /i;
+
+/**
+ * The one correction a rule can make safely: "I moved to Porto" replaces a stored "User lives
+ * in Lisbon" (the old one is superseded, so recall stops finding it). Others need the LLM.
+ */
+function corrections(
+  candidate: MemoryCandidate,
+  existing: ExtractionInput['existing'],
+): MemoryCandidate[] {
+  const place = MOVED.exec(candidate.content)?.[1];
+  if (!place || candidate.layer !== 'PROFILE') return [];
+  const old = existing.find((m) => m.layer === 'PROFILE' && LIVES_IN.test(m.content));
+  if (!old) return [];
+  return [
+    {
+      content: `User lives in ${place}`,
+      category: 'FACT',
+      layer: 'PROFILE',
+      confidence: candidate.confidence ?? 0.8,
+      supersedes: old.id,
+    },
+  ];
 }
 
 const MAX_CONTENT = 500;

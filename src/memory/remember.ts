@@ -2,6 +2,7 @@ import type { Memory } from '@prisma/client';
 import { AppError, badInput, notFound } from '../errors.js';
 import { DeferJobError } from '../jobs/worker.js';
 import type { Services } from '../services.js';
+import { zoneOrUtc } from '../time/zone.js';
 import { enforceWriteRate, type WrittenEvent, writeCandidate } from './extract-job.js';
 import { guardCandidates } from './guard.js';
 import { type Actor, auditActor, cleanContent, lockUserMemories, mayManage } from './manage.js';
@@ -93,6 +94,10 @@ export async function rememberMemory(
   const [embedding] = await s.embedder.embed([candidate.content], 'document');
   if (!embedding) throw new Error('embedder returned no vector');
 
+  const user = await s.prisma.user.findUnique({
+    where: { id: scope.userId },
+    select: { timeZone: true },
+  });
   let events: WrittenEvent[] = [];
   try {
     events = await s.prisma.$transaction(async (tx) => {
@@ -103,6 +108,8 @@ export async function rememberMemory(
         ...auditActor(actor, scope.userId),
         sourceMessageId: null,
         sourceSessionId: null,
+        now: s.now(),
+        timeZone: zoneOrUtc(user?.timeZone),
       });
     });
   } catch (err) {

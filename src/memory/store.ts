@@ -26,6 +26,8 @@ export interface MemoryRow {
   supersededById: string | null;
   supersededAt: Date | null;
   expiresAt: Date | null;
+  /** When the remembered thing happened or will happen; createdAt is when it was stored. */
+  occurredAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -40,8 +42,8 @@ export const COLUMNS = Prisma.sql`id, user_id AS "userId", instance_id AS "insta
   source_message_id AS "sourceMessageId", source_session_id AS "sourceSessionId", content,
   content_hash AS "contentHash", category::text AS category, confidence,
   embedding_model AS "embeddingModel", superseded_by_id AS "supersededById",
-  superseded_at AS "supersededAt", expires_at AS "expiresAt", created_at AS "createdAt",
-  updated_at AS "updatedAt"`;
+  superseded_at AS "supersededAt", expires_at AS "expiresAt", occurred_at AS "occurredAt",
+  created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 export function toVectorLiteral(v: readonly number[]): string {
   if (v.length !== EMBEDDING_DIMENSIONS || !v.every(Number.isFinite)) {
@@ -81,6 +83,10 @@ export interface MemoryFilter {
   createdBefore?: Date;
   /** Also rows a correction superseded (history views; recall never sets this). */
   includeSuperseded?: boolean;
+  /** Inclusive lower bound on `occurred_at` (rows without one never match a bound). */
+  occurredAfter?: Date;
+  /** Exclusive upper bound on `occurred_at`. */
+  occurredBefore?: Date;
 }
 
 export interface VectorQuery extends MemoryFilter {
@@ -108,6 +114,12 @@ export function filterConditions(filter: MemoryFilter): Prisma.Sql[] {
   }
   if (filter.createdBefore) {
     conditions.push(Prisma.sql`created_at < ${filter.createdBefore.toISOString()}::timestamptz`);
+  }
+  if (filter.occurredAfter) {
+    conditions.push(Prisma.sql`occurred_at >= ${filter.occurredAfter.toISOString()}::timestamptz`);
+  }
+  if (filter.occurredBefore) {
+    conditions.push(Prisma.sql`occurred_at < ${filter.occurredBefore.toISOString()}::timestamptz`);
   }
   return conditions;
 }
@@ -324,7 +336,9 @@ export interface NewMemory {
   embeddingModel: string;
   sourceMessageId: string | null;
   sourceSessionId: string | null;
-  /** When the user told it; default now(). Imports and benchmarks replay older conversations. */
+  /** When it happened or will happen (an event's date), if known. */
+  occurredAt?: Date | null;
+  /** When the user told it: the domain clock's now, or an import's/benchmark's older date (default: the database's now()). */
   createdAt?: Date;
 }
 
@@ -336,12 +350,15 @@ export async function insertMemory(db: Db, m: NewMemory): Promise<string | null>
   const id = randomUUID();
   const rows = await db.$queryRaw<{ id: string }[]>`
     INSERT INTO memories (id, user_id, instance_id, source_message_id, source_session_id, content,
-      content_hash, category, confidence, embedding, embedding_model, created_at, updated_at)
+      content_hash, category, confidence, embedding, embedding_model, occurred_at, created_at,
+      updated_at)
     VALUES (${id}::uuid, ${m.scope.userId}::uuid, ${m.scope.instanceId}::uuid,
       ${m.sourceMessageId}::uuid, ${m.sourceSessionId}::uuid, ${m.content},
       ${contentHash(m.content)}, ${m.category}::memory_category, ${m.confidence},
       ${toVectorLiteral(m.embedding)}::vector, ${m.embeddingModel},
-      COALESCE(${m.createdAt?.toISOString() ?? null}::timestamptz, now()), now())
+      ${m.occurredAt?.toISOString() ?? null}::timestamptz,
+      COALESCE(${m.createdAt?.toISOString() ?? null}::timestamptz, now()),
+      COALESCE(${m.createdAt?.toISOString() ?? null}::timestamptz, now()))
     ON CONFLICT (user_id, (COALESCE(instance_id, '00000000-0000-0000-0000-000000000000'::uuid)),
       content_hash) WHERE superseded_by_id IS NULL
     DO NOTHING

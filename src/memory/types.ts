@@ -22,6 +22,8 @@ export interface MemoryCandidate {
   supersedes?: string;
   /** The words of this turn that state it (see provenance.ts: only the new turn is a source). */
   evidence?: string;
+  /** When it happened or will happen (a date-only event: the start of that day, user's zone). */
+  occurredAt?: Date;
 }
 
 export interface ExistingMemory {
@@ -36,6 +38,8 @@ export interface ExtractionInput {
   /** A few messages before the turn, oldest first. */
   priorMessages: ChatMessage[];
   messageTime: Date;
+  /** The user's IANA zone (default UTC): "tomorrow" is resolved against the local date. */
+  timeZone?: string;
   personaName: string;
   /** The most similar memories already stored (both layers), so they are not re-extracted. */
   existing: ExistingMemory[];

@@ -202,6 +202,7 @@ describe('exportUserMemories', () => {
           },
         ],
         "exportedAt": "<time>",
+        "followUps": [],
         "format": "companion-memory-export",
         "profile": [
           {
@@ -234,6 +235,7 @@ describe('exportUserMemories', () => {
               },
             ],
             "id": "<id 2>",
+            "occurredAt": null,
             "sourceMessageId": null,
             "sourceSessionId": null,
             "supersededAt": "<time>",
@@ -260,6 +262,7 @@ describe('exportUserMemories', () => {
               },
             ],
             "id": "<id 3>",
+            "occurredAt": null,
             "sourceMessageId": null,
             "sourceSessionId": null,
             "supersededAt": null,
@@ -292,6 +295,7 @@ describe('exportUserMemories', () => {
                   },
                 ],
                 "id": "<id 9>",
+                "occurredAt": null,
                 "sourceMessageId": null,
                 "sourceSessionId": null,
                 "supersededAt": null,
@@ -319,6 +323,7 @@ describe('exportUserMemories', () => {
         "user": {
           "createdAt": "<time>",
           "id": "<id 1>",
+          "timeZone": "UTC",
         },
         "version": 2,
       }

@@ -9,6 +9,7 @@ import { DEFAULT_PERSONAS } from '../../src/personas/defaults.js';
 import { upsertPersonas } from '../../src/personas/seed.js';
 import { createProviders, type Providers } from '../../src/providers/index.js';
 import type { Services } from '../../src/services.js';
+import type { Clock } from '../../src/time/clock.js';
 import { openTestDatabase, type TestDatabase } from './database.js';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
@@ -31,7 +32,7 @@ export interface TestContext {
     token?: string,
   ): Promise<GraphQLResponse<T>>;
   /** A new user with a valid token. */
-  newUser(options?: { admin?: boolean }): Promise<{ id: string; token: string }>;
+  newUser(options?: { admin?: boolean; zoneinfo?: string }): Promise<{ id: string; token: string }>;
   /** Runs the worker until no job is due. */
   drainJobs(): Promise<number>;
   close(): Promise<void>;
@@ -44,7 +45,7 @@ let shared: Providers | undefined;
  * worker driven by the test (drainJobs) instead of a timer, for deterministic assertions.
  */
 export async function createTestContext(
-  options: { env?: Record<string, string>; providers?: Partial<Providers> } = {},
+  options: { env?: Record<string, string>; providers?: Partial<Providers>; now?: Clock } = {},
 ): Promise<TestContext> {
   const env = parseEnv({
     NODE_ENV: 'test',
@@ -65,10 +66,13 @@ export async function createTestContext(
   const offline = env.EMBEDDINGS_PROVIDER === 'local' && env.LLM_PROVIDER === 'offline';
   if (offline && !shared) shared = createProviders(env, silentLogger);
   const providers = offline && shared ? shared : createProviders(env, silentLogger);
-  const services = createServices(env, database.db, silentLogger, {
-    ...providers,
-    ...options.providers,
-  });
+  const services = createServices(
+    env,
+    database.db,
+    silentLogger,
+    { ...providers, ...options.providers },
+    { now: options.now },
+  );
   const worker = createWorker(env, services);
   const authConfig = { secret: TEST_JWT_SECRET, adminUserIds: [] };
   const app = createApp({
@@ -96,9 +100,9 @@ export async function createTestContext(
       });
       return res.json();
     },
-    async newUser({ admin = false } = {}) {
+    async newUser({ admin = false, zoneinfo }: { admin?: boolean; zoneinfo?: string } = {}) {
       const id = randomUUID();
-      return { id, token: await mintToken(authConfig, { sub: id, admin }) };
+      return { id, token: await mintToken(authConfig, { sub: id, admin, zoneinfo }) };
     },
     async drainJobs() {
       let total = 0;

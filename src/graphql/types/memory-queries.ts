@@ -72,6 +72,16 @@ const memoryPageArgs = builder.args((t) => ({
     required: false,
     description: 'Only memories created before this instant (exclusive: windows tile exactly).',
   }),
+  occurredAfter: t.field({
+    type: 'DateTime',
+    required: false,
+    description: 'Only memories that happen at or after this instant (`occurredAt`, inclusive).',
+  }),
+  occurredBefore: t.field({
+    type: 'DateTime',
+    required: false,
+    description: 'Only memories that happen before this instant (`occurredAt`, exclusive).',
+  }),
   includeSuperseded: t.boolean({
     required: false,
     defaultValue: false,
@@ -103,6 +113,8 @@ interface PageArgs {
   after?: string | null;
   createdAfter?: Date | null;
   createdBefore?: Date | null;
+  occurredAfter?: Date | null;
+  occurredBefore?: Date | null;
   includeSuperseded?: boolean | null;
   searchMode?: SearchMode | null;
 }
@@ -112,10 +124,18 @@ function filterOf(args: PageArgs): MemoryFilter {
   if (createdAfter && createdBefore && createdAfter >= createdBefore) {
     throw badInput('createdAfter must be earlier than createdBefore.', { field: 'createdAfter' });
   }
+  const { occurredAfter, occurredBefore } = args;
+  if (occurredAfter && occurredBefore && occurredAfter >= occurredBefore) {
+    throw badInput('occurredAfter must be earlier than occurredBefore.', {
+      field: 'occurredAfter',
+    });
+  }
   return {
     category: args.category ?? undefined,
     createdAfter: createdAfter ?? undefined,
     createdBefore: createdBefore ?? undefined,
+    occurredAfter: occurredAfter ?? undefined,
+    occurredBefore: occurredBefore ?? undefined,
     includeSuperseded: args.includeSuperseded ?? false,
   };
 }

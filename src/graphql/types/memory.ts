@@ -29,8 +29,18 @@ export const Memory = builder.prismaNode('Memory', {
     content: t.exposeString('content'),
     category: t.expose('category', { type: MemoryCategory }),
     layer: t.field({ type: MemoryLayer, resolve: (m) => layerOf(m) }),
-    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    createdAt: t.expose('createdAt', {
+      type: 'DateTime',
+      description: 'When it was stored (told).',
+    }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+    occurredAt: t.expose('occurredAt', {
+      type: 'DateTime',
+      nullable: true,
+      description:
+        "When the event happened or will happen; a day is the start of that day in the user's " +
+        'time zone. Null for timeless facts.',
+    }),
     confidence: t.exposeFloat('confidence', { nullable: true }),
     embeddingModel: t.exposeString('embeddingModel'),
     superseded: t.boolean({ resolve: (m) => m.supersededById !== null }),

@@ -95,6 +95,7 @@ export class OfflineCompanion implements ChatModel {
   async complete(request: ChatRequest): Promise<ChatCompletion> {
     throwIfAborted(request.signal);
     const { personaName, personaTraits, userMessage, profile, relationship } = request.context;
+    const { daysSinceLastTalk, followUp } = request.context;
     const traits = readTraits(personaTraits);
     const voice = VOICES[traits.tone];
     const seed = fnv1a(userMessage);
@@ -103,16 +104,31 @@ export class OfflineCompanion implements ChatModel {
 
     const opener = (pick(voice[kind], 0) ?? '').replace('{name}', personaName);
     const parts = [traits.emoji ? `${opener} ${traits.emoji}` : opener];
+    const since = sinceLine(daysSinceLastTalk);
+    if (since) parts.push(since);
     const bestProfile = best(profile);
     const bestRelationship = best(relationship);
     if (bestProfile) {
       const memory = toSecondPerson(bestProfile.content, personaName);
-      parts.push((pick(PROFILE_LINES, 1) ?? '').replace('{memory}', memory));
+      // "When did I tell you…?" is answered with the date the prompt gives each memory.
+      parts.push(
+        kind === 'question' && /^when\b/i.test(userMessage.trim()) && bestProfile.told
+          ? `You told me ${memory} (${bestProfile.told}).`
+          : (pick(PROFILE_LINES, 1) ?? '').replace('{memory}', memory),
+      );
     }
     if (bestRelationship) parts.push(relationshipLine(bestRelationship.content, personaName));
     if (!bestProfile && !bestRelationship) parts.push(pick(voice.unknown, 2) ?? '');
-    // After a question the memories are the answer; a follow-up question would dodge it.
-    if (kind !== 'question') parts.push(pick(voice.followUp, 3) ?? '');
+    if (followUp) {
+      // The due follow-up replaces the generic closing question: asked visibly, exactly once.
+      const what = toSecondPerson(followUp.content, personaName);
+      parts.push(
+        `By the way, you told me ${what}${followUp.when ? ` (${followUp.when})` : ''}. How did it go?`,
+      );
+    } else if (kind !== 'question') {
+      // After a question the memories are the answer; a follow-up question would dodge it.
+      parts.push(pick(voice.followUp, 3) ?? '');
+    }
     // A catchphrase the reply already says (e.g. "Tell me more?") would read as a stutter.
     const catchphrase = traits.catchphrase;
     if (catchphrase && !parts.some((part) => part.includes(catchphrase))) parts.push(catchphrase);
@@ -127,6 +143,16 @@ export class OfflineCompanion implements ChatModel {
       completionTokens: countWords(content),
     };
   }
+}
+
+/** Greets by the gap since the last talk; nothing within a day or on a first talk. */
+function sinceLine(days: number | undefined): string | null {
+  if (days === undefined || days < 2) return null;
+  if (days < 7) return `It's been ${days} days since we last talked.`;
+  const weeks = Math.floor(days / 7);
+  return weeks < 9
+    ? `It's been ${weeks === 1 ? 'a week' : `${weeks} weeks`} since we last talked. I missed you!`
+    : "It's been a long time since we last talked. I missed you!";
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {

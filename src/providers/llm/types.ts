@@ -8,6 +8,8 @@ export interface ChatMessage {
 export interface RecalledFact {
   content: string;
   score: number;
+  /** When it was told (and happens), in the user's calendar: "told 3 weeks ago, Tue 10 Nov". */
+  told?: string;
 }
 
 /**
@@ -23,6 +25,10 @@ export interface ChatRequest {
     userMessage: string;
     profile: RecalledFact[];
     relationship: RecalledFact[];
+    /** Calendar days since the user's previous message to this persona; absent: first talk. */
+    daysSinceLastTalk?: number;
+    /** A due follow-up to ask about (the prompt carries it too). */
+    followUp?: { content: string; when: string | null };
   };
   /** Abort the call (timeouts, client gone). */
   signal?: AbortSignal;
