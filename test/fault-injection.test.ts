@@ -1,5 +1,6 @@
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recallText } from '../src/memory/recall.js';
 import { isExtractionRequest } from './fakes/extraction.js';
 import {
   type ChatBody,
@@ -236,6 +237,13 @@ afterAll(async () => {
 async function runTurn(turn: Turn): Promise<void> {
   const content = userSays(turn.number);
   turn.memoriesBefore = await t.services.prisma.memory.count({ where: { userId: turn.user.id } });
+  // The turn recalls for the conversation: the persona's previous reply, then this message.
+  const previous = await t.services.prisma.message.findFirst({
+    where: { sessionId: decodeGlobalID(turn.user.sessionId).id, role: 'ASSISTANT' },
+    orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+    select: { content: true },
+  });
+  const recallKey = `query:${recallText({ message: content, previousReply: previous?.content ?? null })}`;
   for (let attempt = 1; attempt <= CLIENT_ATTEMPTS; attempt++) {
     const res = await t.gql<SendMessageData>(
       SEND_MESSAGE,
@@ -247,7 +255,7 @@ async function runTurn(turn: Turn): Promise<void> {
       turn.result = res.data.sendMessage;
       // No job runs during the turns, so the latest query embedding of this text was the
       // answered attempt's recall.
-      turn.recallEmbeddingFailed = embedFailed.get(`query:${content}`) === true;
+      turn.recallEmbeddingFailed = embedFailed.get(recallKey) === true;
       return;
     }
     // Only an LLM outage may fail a turn; any other error (or a masked one) is a bug.

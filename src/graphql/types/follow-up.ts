@@ -1,6 +1,6 @@
 import { forbidden } from '../../errors.js';
 import { dismissFollowUp, effectiveState, whereEffectiveState } from '../../memory/follow-ups.js';
-import { ownerOrAdmin, viewerOf } from '../auth.js';
+import { ownerOrAdmin, viewerOf, visibleRows } from '../auth.js';
 import { builder } from '../builder.js';
 import { parseGlobalId, parseUserId } from '../ids.js';
 
@@ -20,6 +20,9 @@ export const FollowUpCloseReason = builder.enumType('FollowUpCloseReason', {
 
 export const FollowUp = builder.prismaNode('FollowUp', {
   id: { field: 'id' },
+  // node(id): another user's thread is not found, like a missing one (see visibleRows).
+  findUnique: (id, ctx) => ({ id, ...visibleRows(ctx) }),
+  nullable: true,
   description:
     'An event the user said would happen (a memory with a future occurredAt): once due, one ' +
     'persona asks how it went.',
