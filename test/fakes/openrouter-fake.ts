@@ -64,9 +64,10 @@ export type Responder = (body: ChatBody) => string;
 
 /**
  * Milliseconds to hold a request before answering it (0: answer at once; Infinity: never, until
- * the client goes away or the fake closes).
+ * the client goes away or the fake closes), or a promise to hold it until (a gate the test opens
+ * when it is ready, instead of a delay that races the machine's speed).
  */
-export type Delay = (body: ChatBody) => number;
+export type Delay = (body: ChatBody) => number | Promise<unknown>;
 
 /** Milliseconds to wait before streaming content delta number `index` (from 0; Infinity: never). */
 export type DeltaDelay = (body: ChatBody, index: number) => number;
@@ -137,7 +138,7 @@ export async function startOpenRouterFake(
       return sendRaw(res, 200, '{"id":"gen-1","choices":[{"mess');
     }
     const wait = delay(body);
-    if (wait > 0) {
+    if (typeof wait !== 'number' || wait > 0) {
       await hold(wait, res);
       if (req.socket.destroyed) return; // the client gave up or died meanwhile
     }
@@ -276,13 +277,14 @@ function sendRaw(res: ServerResponse, status: number, body: string): void {
 }
 
 /**
- * Waits `ms`, or until the response closes when `ms` is Infinity (setTimeout would turn a delay
- * beyond 2^31-1 ms into 1 ms). A true hang, unlike a long delay, never races a client timeout.
+ * Waits `ms` (or until the promise settles), or until the response closes when `ms` is Infinity
+ * (setTimeout would turn a delay beyond 2^31-1 ms into 1 ms). A true hang, unlike a long delay, never races a client timeout.
  */
-function hold(ms: number, res: ServerResponse): Promise<unknown> {
-  if (Number.isFinite(ms)) return sleep(ms);
+function hold(ms: number | Promise<unknown>, res: ServerResponse): Promise<unknown> {
+  if (typeof ms === 'number' && Number.isFinite(ms)) return sleep(ms);
   if (res.destroyed || res.writableFinished) return Promise.resolve();
-  return new Promise((resolve) => res.once('close', resolve));
+  const closed = new Promise((resolve) => res.once('close', resolve));
+  return typeof ms === 'number' ? closed : Promise.race([ms, closed]);
 }
 
 interface StreamPlan {
