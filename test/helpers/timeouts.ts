@@ -11,3 +11,10 @@ export const CLIENT_TIMEOUT_MS = 3_000;
 
 /** A fake delay that lasts until the client gives up or the fake closes (a true hang). */
 export const NEVER = Number.POSITIVE_INFINITY;
+
+/**
+ * The per-test timeout of a test that starts a real process through tsx (which compiles the
+ * code first: seconds on a quiet machine, more than a minute on a saturated one). It catches a
+ * hang; it does not measure speed.
+ */
+export const PROCESS_TEST_TIMEOUT_MS = 240_000;
