@@ -18,3 +18,10 @@ export const NEVER = Number.POSITIVE_INFINITY;
  * hang; it does not measure speed.
  */
 export const PROCESS_TEST_TIMEOUT_MS = 240_000;
+
+/**
+ * The per-test timeout of a test that does much real work in one loop (e.g. ~100 GraphQL
+ * searches, each embedded by the real local model): a minute can pass on a saturated machine.
+ * Like the one above, it catches a hang and does not measure speed.
+ */
+export const LONG_TEST_TIMEOUT_MS = 240_000;
