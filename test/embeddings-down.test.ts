@@ -3,6 +3,7 @@ import { startVoyageFake, type VoyageFake, type VoyageFault } from './fakes/voya
 import { createTestContext, type TestContext } from './helpers/app.js';
 import { personaIds, send, startChat } from './helpers/chat.js';
 import { fakeProviderEnv } from './helpers/providers.js';
+import { CLIENT_TIMEOUT_MS } from './helpers/timeouts.js';
 
 /**
  * Embeddings down (the hardening issue): with every Voyage call failing, each chat turn still
@@ -30,8 +31,8 @@ beforeAll(async () => {
   t = await createTestContext({
     env: {
       ...fakeProviderEnv({ voyage }),
-      // Short enough for the hang case, long enough for a loaded CI machine.
-      VOYAGE_TIMEOUT_MS: '750',
+      // Only the 'hang' fault (which never answers) reaches it, however busy the machine.
+      VOYAGE_TIMEOUT_MS: String(CLIENT_TIMEOUT_MS),
       VOYAGE_MAX_RETRIES: '1',
       JOB_MAX_ATTEMPTS: String(JOB_MAX_ATTEMPTS),
       // Long enough that a failed job is visibly not due; the test moves the clock instead.

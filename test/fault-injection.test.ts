@@ -1,6 +1,5 @@
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { recallText } from '../src/memory/recall.js';
 import { isExtractionRequest } from './fakes/extraction.js';
 import {
   type ChatBody,
@@ -19,6 +18,7 @@ import { codesOf, createTestContext, dataOf, type TestContext } from './helpers/
 import { personaIds, startChat } from './helpers/chat.js';
 import { SEND_MESSAGE, type SendMessageData } from './helpers/operations.js';
 import { fakeProviderEnv } from './helpers/providers.js';
+import { CLIENT_TIMEOUT_MS } from './helpers/timeouts.js';
 
 /**
  * Issue 3: with both providers failing 30% of calls in every way they fail in production, a
@@ -139,8 +139,12 @@ let voyage: VoyageFake;
 let openrouter: OpenRouterFake;
 const users: User[] = [];
 const turns: Turn[] = [];
-/** Whether the latest embed() of these texts failed, by `${inputType}:${texts}`. */
-const embedFailed = new Map<string, boolean>();
+/**
+ * Whether the latest recall embedding of a user message failed, by that message. The recall
+ * text is the previous reply's tail, a newline, then the message (recallText in
+ * src/memory/recall.ts), so the message is its last line.
+ */
+const recallFailed = new Map<string, boolean>();
 const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown) => unhandled.push(reason);
 const figures: Record<string, number | string> = {};
@@ -153,14 +157,16 @@ beforeAll(async () => {
   t = await createTestContext({
     env: {
       ...fakeProviderEnv({ voyage, openrouter }),
-      // Short timeouts: a hung request costs this much, and 200 turns meet dozens of them.
-      VOYAGE_TIMEOUT_MS: '250',
+      // A hung request costs this much, and 200 turns meet dozens of them; but a shorter
+      // timeout is also reached by healthy answers on a busy machine, and each such extra retry
+      // shifts the keyed fault draws below, so the run stops being the same on every machine.
+      VOYAGE_TIMEOUT_MS: String(CLIENT_TIMEOUT_MS),
       VOYAGE_MAX_RETRIES: '1',
       OPENROUTER_CHAT_MODEL: 'test/chat',
       OPENROUTER_EXTRACTION_MODEL: 'test/extract',
       // No fallback model: a 404 "no endpoints" or an empty answer then fails the call, so
       // the client's retry of a failed turn is exercised often.
-      OPENROUTER_TIMEOUT_MS: '250',
+      OPENROUTER_TIMEOUT_MS: String(CLIENT_TIMEOUT_MS),
       OPENROUTER_MAX_RETRIES: '1',
       JOB_MAX_ATTEMPTS: String(JOB_MAX_ATTEMPTS),
       // Failed jobs are due again at once (the delay is base * 2^n * random).
@@ -211,13 +217,14 @@ beforeAll(async () => {
   const embedder = t.services.embedder;
   const embed = embedder.embed.bind(embedder);
   embedder.embed = async (texts, inputType) => {
-    const key = `${inputType}:${texts.join('\u241e')}`;
+    const message =
+      inputType === 'query' && texts.length === 1 ? texts[0]?.split('\n').at(-1) : null;
     try {
       const vectors = await embed(texts, inputType);
-      embedFailed.set(key, false);
+      if (message) recallFailed.set(message, false);
       return vectors;
     } catch (err) {
-      embedFailed.set(key, true);
+      if (message) recallFailed.set(message, true);
       throw err;
     }
   };
@@ -237,13 +244,6 @@ afterAll(async () => {
 async function runTurn(turn: Turn): Promise<void> {
   const content = userSays(turn.number);
   turn.memoriesBefore = await t.services.prisma.memory.count({ where: { userId: turn.user.id } });
-  // The turn recalls for the conversation: the persona's previous reply, then this message.
-  const previous = await t.services.prisma.message.findFirst({
-    where: { sessionId: decodeGlobalID(turn.user.sessionId).id, role: 'ASSISTANT' },
-    orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-    select: { content: true },
-  });
-  const recallKey = `query:${recallText({ message: content, previousReply: previous?.content ?? null })}`;
   for (let attempt = 1; attempt <= CLIENT_ATTEMPTS; attempt++) {
     const res = await t.gql<SendMessageData>(
       SEND_MESSAGE,
@@ -255,7 +255,7 @@ async function runTurn(turn: Turn): Promise<void> {
       turn.result = res.data.sendMessage;
       // No job runs during the turns, so the latest query embedding of this text was the
       // answered attempt's recall.
-      turn.recallEmbeddingFailed = embedFailed.get(recallKey) === true;
+      turn.recallEmbeddingFailed = recallFailed.get(content) === true;
       return;
     }
     // Only an LLM outage may fail a turn; any other error (or a masked one) is a bug.

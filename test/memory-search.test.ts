@@ -11,6 +11,7 @@ import type { MemoryCategory } from '../src/memory/types.js';
 import { EMBEDDING_DIMENSIONS } from '../src/providers/embeddings/types.js';
 import { codesOf, createTestContext, dataOf, type TestContext } from './helpers/app.js';
 import { personaIds, startChat } from './helpers/chat.js';
+import { LONG_TEST_TIMEOUT_MS } from './helpers/timeouts.js';
 
 /**
  * Issue 4: memory search fuses meaning (pgvector) with words (Postgres full-text search), and
@@ -373,7 +374,10 @@ describe('hostile search strings are only words', () => {
     'a '.repeat(250).trim(),
   ];
 
-  it('accepts every string in both modes, in both layers, and changes nothing', async () => {
+  // 96 searches through the real embedder and both rankings.
+  it('accepts every string in both modes, in both layers, and changes nothing', {
+    timeout: LONG_TEST_TIMEOUT_MS,
+  }, async () => {
     const user = await newUser();
     await store({ userId: user.id, instanceId: null }, CORPUS.slice(0, 5));
     const personas = await personaIds(t, user.token);

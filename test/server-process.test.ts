@@ -25,6 +25,12 @@ let dataDir: string;
 let child: ChildProcess | null = null;
 let output = '';
 const SHUTDOWN_TIMEOUT_MS = 8000;
+/**
+ * A boot through tsx compiles the whole server first: seconds on a quiet machine, a minute or
+ * more on a saturated one. These bounds catch a hang; they do not measure speed.
+ */
+const BOOT_DEADLINE_MS = 180_000;
+const TEST_TIMEOUT_MS = BOOT_DEADLINE_MS + 60_000;
 
 async function freePort(): Promise<number> {
   const srv = createServer();
@@ -47,6 +53,15 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
+/** Polls until `ready()` holds, for at most `deadlineMs`. */
+async function until(ready: () => boolean, deadlineMs: number, what: string): Promise<void> {
+  const end = Date.now() + deadlineMs;
+  while (!ready()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}:\n${output}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 async function waitFor(url: string, deadlineMs: number): Promise<void> {
   const end = Date.now() + deadlineMs;
   while (Date.now() < end) {
@@ -61,7 +76,7 @@ async function waitFor(url: string, deadlineMs: number): Promise<void> {
 }
 
 describe('the server process', () => {
-  it('drains in-flight turns on SIGTERM and exits 0', async () => {
+  it('drains in-flight turns on SIGTERM and exits 0', { timeout: TEST_TIMEOUT_MS }, async () => {
     const port = await freePort();
     child = spawn(process.execPath, ['--import', 'tsx', 'src/index.ts'], {
       env: {
@@ -69,7 +84,8 @@ describe('the server process', () => {
         NODE_ENV: 'test',
         HOST: '127.0.0.1',
         PORT: String(port),
-        LOG_LEVEL: 'warn',
+        // info: the test waits for the 'shutting down' line before letting the turns finish.
+        LOG_LEVEL: 'info',
         JWT_SECRET: TEST_JWT_SECRET,
         ...(database?.url ? { DATABASE_URL: database.url } : { DATA_DIR: dataDir }),
         ...fakeProviderEnv({ voyage, openrouter }),
@@ -84,7 +100,7 @@ describe('the server process', () => {
       child?.on('exit', (code) => resolve({ code, at: Date.now() })),
     );
     const base = `http://127.0.0.1:${port}`;
-    await waitFor(`${base}/ready`, 60_000);
+    await waitFor(`${base}/ready`, BOOT_DEADLINE_MS);
 
     const token = await mintToken({ secret: TEST_JWT_SECRET }, { sub: crypto.randomUUID() });
     const gql = async (query: string, variables: Record<string, unknown> = {}) => {
@@ -111,8 +127,15 @@ describe('the server process', () => {
     const sessionId = (started.body.data as unknown as { startChat: { session: { id: string } } })
       .startChat.session.id;
 
-    // Slow replies keep five turns in flight when SIGTERM arrives.
-    openrouter.setDelay(() => 1500);
+    // Five turns are held at the model until the server has started draining, so they are in
+    // flight when SIGTERM arrives however slow the machine (a fixed delay raced it).
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    openrouter.setDelay(() => gate);
+    const before = openrouter.requests.length;
+    const atModel = () => openrouter.requests.length - before;
     const turns = Array.from({ length: 5 }, (_, i) =>
       gql(SEND_MESSAGE, {
         sessionId,
@@ -120,9 +143,11 @@ describe('the server process', () => {
         clientMessageId: `drain-${i}`,
       }),
     );
-    await new Promise((r) => setTimeout(r, 400));
+    await until(() => atModel() >= 5, 60_000, 'five turns at the model');
     const signalled = Date.now();
     child.kill('SIGTERM');
+    await until(() => output.includes('"msg":"shutting down"'), 60_000, 'the drain to start');
+    release();
 
     const results = await Promise.all(turns);
     for (const r of results) {

@@ -11,6 +11,7 @@ import { insertMemory, supersedeMemory } from '../../src/memory/store.js';
 import { DEFAULT_PERSONAS } from '../../src/personas/defaults.js';
 import { upsertPersonas } from '../../src/personas/seed.js';
 import { openTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { PROCESS_TEST_TIMEOUT_MS } from '../helpers/timeouts.js';
 import { captureIo, normalise, openChildDatabase, runCliProcess } from './helpers.js';
 
 let database: TestDatabase;
@@ -369,7 +370,9 @@ describe('npm run export', () => {
     }
   });
 
-  it('runs as a process and prints the same export to stdout', async () => {
+  it('runs as a process and prints the same export to stdout', {
+    timeout: PROCESS_TEST_TIMEOUT_MS,
+  }, async () => {
     const child = await openChildDatabase();
     try {
       const userId = await child.use((db) => seedUser(db.prisma));

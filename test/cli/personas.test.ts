@@ -11,6 +11,7 @@ import {
 } from '../../src/cli/persona-file.js';
 import { personasCommand } from '../../src/cli/personas.js';
 import { openTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { PROCESS_TEST_TIMEOUT_MS } from '../helpers/timeouts.js';
 import { captureIo, openChildDatabase, runCliProcess } from './helpers.js';
 
 let database: TestDatabase;
@@ -159,7 +160,9 @@ describe('personas import', () => {
 });
 
 describe('npm run personas (child process)', () => {
-  it('imports a file into the configured database and lists it', async () => {
+  it('imports a file into the configured database and lists it', {
+    timeout: PROCESS_TEST_TIMEOUT_MS,
+  }, async () => {
     const child = await openChildDatabase();
     try {
       await child.use(async (db) => {

@@ -10,6 +10,7 @@ import { upsertPersonas } from '../../src/personas/seed.js';
 import { LocalEmbedder } from '../../src/providers/embeddings/local.js';
 import type { Embedder } from '../../src/providers/embeddings/types.js';
 import { openTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { PROCESS_TEST_TIMEOUT_MS } from '../helpers/timeouts.js';
 import { captureIo, openChildDatabase, runCliProcess } from './helpers.js';
 
 const OLD = 'old-model';
@@ -207,7 +208,9 @@ describe('npm run reembed', () => {
     }
   });
 
-  it('runs as a process; SIGINT stops it after a whole batch, and a rerun finishes', async () => {
+  it('runs as a process; SIGINT stops it after a whole batch, and a rerun finishes', {
+    timeout: PROCESS_TEST_TIMEOUT_MS,
+  }, async () => {
     const child = await openChildDatabase();
     try {
       const facts = Array.from({ length: 100 }, (_, i) => `Fact number ${i} about my life`);

@@ -9,6 +9,7 @@ import { createVerifier } from '../../src/auth/tokens.js';
 import { cliEnv } from '../../src/cli/common.js';
 import { mintCliToken, parseLifetime, tokenCommand } from '../../src/cli/token.js';
 import { TEST_JWT_SECRET } from '../helpers/app.js';
+import { PROCESS_TEST_TIMEOUT_MS } from '../helpers/timeouts.js';
 import { captureIo, runCliProcess } from './helpers.js';
 
 let dir: string;
@@ -106,7 +107,9 @@ describe('npm run token', () => {
     expect(help.out()).toMatch(/^Usage: npm run -s token -- --user <uuid>/);
   });
 
-  it('runs as a process: only the token on stdout', async () => {
+  it('runs as a process: only the token on stdout', {
+    timeout: PROCESS_TEST_TIMEOUT_MS,
+  }, async () => {
     const run = await runCliProcess(
       'src/cli/token.ts',
       ['--user', user, '--admin', '--expires', '2h'],

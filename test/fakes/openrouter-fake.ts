@@ -62,10 +62,14 @@ export type ChatBody = z.infer<typeof bodySchema>;
 /** Scripts the assistant's reply to a request. */
 export type Responder = (body: ChatBody) => string;
 
-/** Milliseconds to hold a request before answering it (0: answer at once). */
-export type Delay = (body: ChatBody) => number;
+/**
+ * Milliseconds to hold a request before answering it (0: answer at once; Infinity: never, until
+ * the client goes away or the fake closes), or a promise to hold it until (a gate the test opens
+ * when it is ready, instead of a delay that races the machine's speed).
+ */
+export type Delay = (body: ChatBody) => number | Promise<unknown>;
 
-/** Milliseconds to wait before streaming content delta number `index` (from 0). */
+/** Milliseconds to wait before streaming content delta number `index` (from 0; Infinity: never). */
 export type DeltaDelay = (body: ChatBody, index: number) => number;
 
 export interface OpenRouterRequest {
@@ -134,8 +138,8 @@ export async function startOpenRouterFake(
       return sendRaw(res, 200, '{"id":"gen-1","choices":[{"mess');
     }
     const wait = delay(body);
-    if (wait > 0) {
-      await sleep(wait);
+    if (typeof wait !== 'number' || wait > 0) {
+      await hold(wait, res);
       if (req.socket.destroyed) return; // the client gave up or died meanwhile
     }
     const content = fault === 'empty-content' ? '' : responder(body);
@@ -272,6 +276,17 @@ function sendRaw(res: ServerResponse, status: number, body: string): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(body);
 }
 
+/**
+ * Waits `ms` (or until the promise settles), or until the response closes when `ms` is Infinity
+ * (setTimeout would turn a delay beyond 2^31-1 ms into 1 ms). A true hang, unlike a long delay, never races a client timeout.
+ */
+function hold(ms: number | Promise<unknown>, res: ServerResponse): Promise<unknown> {
+  if (typeof ms === 'number' && Number.isFinite(ms)) return sleep(ms);
+  if (res.destroyed || res.writableFinished) return Promise.resolve();
+  const closed = new Promise((resolve) => res.once('close', resolve));
+  return typeof ms === 'number' ? closed : Promise.race([ms, closed]);
+}
+
 interface StreamPlan {
   id: string;
   body: ChatBody;
@@ -306,7 +321,7 @@ async function streamReply(res: ServerResponse, plan: StreamPlan): Promise<void>
   const pieces = plan.content.match(/\s*\S+|\s+$/g) ?? [];
   for (const [index, piece] of pieces.entries()) {
     const wait = plan.pace(index);
-    if (wait > 0) await sleep(wait);
+    if (wait > 0) await hold(wait, res);
     if (res.destroyed) return; // the client went away
     await send(choice(index === 0 ? { role: 'assistant', content: piece } : { content: piece }));
     if (fault === 'stream-cut') {

@@ -6,6 +6,7 @@ import type { ExtractionInput } from '../../src/memory/types.js';
 import { OpenRouterChatModel } from '../../src/providers/llm/openrouter.js';
 import { LlmError } from '../../src/providers/llm/types.js';
 import { type OpenRouterFake, startOpenRouterFake } from '../fakes/openrouter-fake.js';
+import { CLIENT_TIMEOUT_MS } from '../helpers/timeouts.js';
 
 const LISBON_ID = '0b6f3c2e-4f7a-4d2b-9c1e-5a8d7e6f1a01';
 const PUNS_ID = '0b6f3c2e-4f7a-4d2b-9c1e-5a8d7e6f1a02';
@@ -30,7 +31,7 @@ function extractor(maxRetries = 1): LlmExtractor {
     baseUrl: fake.url,
     model: 'chat/model',
     fallbackModels: [],
-    timeoutMs: 500,
+    timeoutMs: CLIENT_TIMEOUT_MS, // a healthy answer never reaches it on a busy machine
     maxRetries,
     retry: { baseMs: 1, capMs: 2 },
   });

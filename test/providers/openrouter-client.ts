@@ -1,8 +1,12 @@
 import type { OpenRouterOptions } from '../../src/providers/llm/openrouter.js';
 import type { ChatRequest } from '../../src/providers/llm/types.js';
 import type { OpenRouterFake } from '../fakes/openrouter-fake.js';
+import { CLIENT_TIMEOUT_MS } from '../helpers/timeouts.js';
 
-/** A client configured for the fake: fast timeouts and retries, one fallback model. */
+/**
+ * A client configured for the fake: fast retries, one fallback model, and a timeout a healthy
+ * answer never reaches on a busy machine (so only a 'hang' fault times out).
+ */
 export function openRouterOptions(
   fake: OpenRouterFake,
   overrides: Partial<OpenRouterOptions> = {},
@@ -12,7 +16,7 @@ export function openRouterOptions(
     baseUrl: fake.url,
     model: 'primary/model',
     fallbackModels: ['backup/model'],
-    timeoutMs: 200,
+    timeoutMs: CLIENT_TIMEOUT_MS,
     maxRetries: 2,
     retry: { baseMs: 1, capMs: 5 },
     ...overrides,

@@ -6,6 +6,7 @@ import {
   type VoyageEmbedderOptions,
 } from '../../src/providers/embeddings/voyage.js';
 import { fakeEmbedding, startVoyageFake, type VoyageFake } from '../fakes/voyage-fake.js';
+import { CLIENT_TIMEOUT_MS } from '../helpers/timeouts.js';
 
 let fake: VoyageFake;
 beforeEach(async () => {
@@ -20,7 +21,7 @@ function embedder(overrides: Partial<VoyageEmbedderOptions> = {}): VoyageEmbedde
     apiKey: fake.apiKey,
     model: 'voyage-3.5-lite',
     baseUrl: fake.url,
-    timeoutMs: 200,
+    timeoutMs: CLIENT_TIMEOUT_MS, // only a 'hang' fault reaches it, however busy the machine
     maxRetries: 2,
     retry: { baseMs: 1, capMs: 5 },
     ...overrides,
@@ -117,7 +118,7 @@ describe('VoyageEmbedder', () => {
 
   it('times out a hanging request and retries it', async () => {
     fake.setFaults({ queue: ['hang'] });
-    expect(await embedder({ timeoutMs: 100 }).embed(['x'], 'document')).toHaveLength(1);
+    expect(await embedder().embed(['x'], 'document')).toHaveLength(1);
     expect(fake.requests).toHaveLength(2);
   });
 
@@ -149,7 +150,7 @@ describe('VoyageEmbedder', () => {
     expect(fake.requests).toHaveLength(1); // 4xx is not retried
 
     fake.setFaults({ queue: ['hang', 'hang', 'hang'] });
-    const timeout = await embedError(embedder({ apiKey: fake.apiKey, logger, timeoutMs: 50 }));
+    const timeout = await embedError(embedder({ apiKey: fake.apiKey, logger }));
     expect(timeout.message).toMatch(/timed out/);
     expect(lines.length).toBeGreaterThan(0);
     expect(lines.join('\n')).not.toContain(secret);
