@@ -209,14 +209,22 @@ function queryTerms(text: string): Prisma.Sql {
  *   Memories are a sentence or two, where nearly every word occurs once, so this stands in for
  *   the token count without storing one.
  */
-const BM25_CTES = Prisma.sql`layer AS (
+/**
+ * BM25_CTES with the matching rows (columns id, len, hits) read from `matches` instead of
+ * `mine`; `mine` still gives N and the average length (columns len).
+ */
+function bm25Ctes(matches: Prisma.Sql): Prisma.Sql {
+  return Prisma.sql`layer AS (
     SELECT count(*)::float8 AS n, GREATEST(COALESCE(avg(len), 1), 1)::float8 AS avgdl FROM mine
   ), postings AS MATERIALIZED (
-    SELECT mine.id, mine.len::float8 AS len, p.lexeme,
+    SELECT m.id, m.len::float8 AS len, p.lexeme,
       COALESCE(cardinality(p.positions), 1)::float8 AS tf
-    FROM mine CROSS JOIN LATERAL unnest(mine.hits) AS p
-    WHERE mine.hits IS NOT NULL
-  ), idf AS (
+    FROM ${matches} AS m CROSS JOIN LATERAL unnest(m.hits) AS p
+    WHERE m.hits IS NOT NULL
+  ), ${BM25_SCORE_CTES}`;
+}
+
+const BM25_SCORE_CTES = Prisma.sql`idf AS (
     SELECT lexeme, ln(1 + (layer.n - count(*) + 0.5) / (count(*) + 0.5)) AS idf
     FROM postings, layer GROUP BY lexeme, layer.n
   ), bm25 AS (
@@ -227,6 +235,8 @@ const BM25_CTES = Prisma.sql`layer AS (
     FROM postings JOIN idf USING (lexeme), layer
     GROUP BY id
   )`;
+
+const BM25_CTES = bm25Ctes(Prisma.sql`mine`);
 
 /** A memory's lexical columns for BM25_CTES; `query` is the CTE of queryTerms. */
 const LEXICAL_COLUMNS = Prisma.sql`COALESCE(length(search_tsv), 0) AS len,
@@ -269,10 +279,11 @@ export async function searchLayerLexical(
  * any query word), fused by weighted reciprocal rank (src/memory/fusion.ts). Words find what
  * meaning ranks low (names, rare words, dates in words); meaning finds what shares no word.
  *
- * - One statement, one pass over the layer's rows (the per-user btree, as searchLayer): each
- *   row's distance, document length and query-lexeme hits are computed together, so the
- *   lexical side adds no second scan (and needs no GIN lookup: N and the average length need
- *   every row anyway).
+ * - One statement. The meaning side reads the layer's rows through the per-user btree (as
+ *   searchLayer), with each row's distance and document length (N and the average length need
+ *   every row). The word side reads only the rows that hold a query lexeme, found through the
+ *   GIN index on the lexical document: testing every row of a 30 000-memory layer with `@@`
+ *   cost as much again as the vector scan (BENCHMARKS.md §2), the GIN lookup a few milliseconds.
  * - Both sides see exactly the same rows (one filter). `minScore` bounds the meaning side only
  *   (a cosine threshold means nothing for a word match).
  * - BM25 ties share a rank (equal documents tell the fusion nothing); which of them make the
@@ -300,9 +311,13 @@ export async function searchLayerHybrid(
   const rows = await db.$queryRaw<(MemoryRow & { score: number })[]>`
     WITH query AS MATERIALIZED (${queryTerms(query.text)}),
     mine AS (
-      SELECT id, embedding <=> ${vec}::vector AS distance, ${LEXICAL_COLUMNS}
-      FROM ${candidates(where)}, query
-    ), ${BM25_CTES}, by_meaning AS (
+      SELECT id, embedding <=> ${vec}::vector AS distance,
+        COALESCE(length(search_tsv), 0) AS len
+      FROM ${candidates(where)}
+    ), matches AS MATERIALIZED (
+      SELECT id, ${LEXICAL_COLUMNS} FROM memories, query
+      WHERE ${where} AND search_tsv @@ query.tsq
+    ), ${bm25Ctes(Prisma.sql`matches`)}, by_meaning AS (
       SELECT id, row_number() OVER (ORDER BY distance, id) AS rank
       FROM (
         SELECT id, distance FROM mine
