@@ -9,6 +9,7 @@ import { createTestContext, type GraphQLResponse, type TestContext } from './hel
 import { personaIds, startChat } from './helpers/chat.js';
 import { tier } from './helpers/database.js';
 import { PERSONAS, SEND_MESSAGE, type SendMessageData } from './helpers/operations.js';
+import { LONG_TEST_TIMEOUT_MS } from './helpers/timeouts.js';
 import { within } from './helpers/wait.js';
 
 /*
@@ -386,7 +387,7 @@ describe.runIf(tier === 'postgres' && RESTART_SCRIPT)('a Postgres restart under 
       for (const f of failures) samples.set(`${f.code} ${f.message}`, f);
       console.info([...samples.values()].map((f) => `${f.at} ms ${f.code}: ${f.message}`));
     }
-  }, 60_000);
+  }, LONG_TEST_TIMEOUT_MS);
 });
 
 async function turnOnce(t: TestContext, client: Client, clientMessageId: string) {
