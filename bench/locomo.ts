@@ -26,7 +26,7 @@ import { z } from 'zod';
 import { fusionFromEnv } from '../src/composition.js';
 import { envSchema } from '../src/env.js';
 import { silentLogger } from '../src/logger.js';
-import type { FusionSettings } from '../src/memory/fusion.js';
+import { DEFAULT_FUSION, type FusionSettings } from '../src/memory/fusion.js';
 import { recallForTurn } from '../src/memory/recall.js';
 import {
   contentHash,
@@ -363,7 +363,14 @@ function fusionGrid(): FusionSettings[] {
   for (const rrfK of [5, 10, 30, 60])
     for (const lexicalWeight of [0.5, 1, 1.5, 2, 3, 5])
       for (const depth of [20, 50, 100])
-        out.push({ vectorWeight: 1, lexicalWeight, vectorDepth: depth, lexicalDepth: depth, rrfK });
+        out.push({
+          ...DEFAULT_FUSION,
+          vectorWeight: 1,
+          lexicalWeight,
+          vectorDepth: depth,
+          lexicalDepth: depth,
+          rrfK,
+        });
   return out;
 }
 

@@ -31,6 +31,7 @@ export function fusionFromEnv(env: Env): FusionSettings {
     vectorDepth: env.RECALL_VECTOR_DEPTH,
     lexicalDepth: env.RECALL_LEXICAL_DEPTH,
     rrfK: env.RECALL_RRF_K,
+    annMinRows: env.RECALL_ANN_MIN_ROWS,
   };
 }
 
@@ -63,9 +64,10 @@ export function graphqlLimitsFrom(env: Env): GraphQLLimits {
 }
 
 export function openConfiguredDatabase(env: Env, logger: Logger): Promise<Database> {
+  const session = { hnswEfSearch: env.RECALL_ANN_EF_SEARCH };
   return env.DATABASE_URL
-    ? openDatabase({ url: env.DATABASE_URL, poolSize: env.DATABASE_POOL_SIZE, logger })
-    : openDatabase({ dataDir: env.DATA_DIR, logger });
+    ? openDatabase({ url: env.DATABASE_URL, poolSize: env.DATABASE_POOL_SIZE, logger, session })
+    : openDatabase({ dataDir: env.DATA_DIR, logger, session });
 }
 
 /**

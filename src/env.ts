@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_HNSW_EF_SEARCH } from './db/settings.js';
 import { DEFAULT_FUSION } from './memory/fusion.js';
 
 /**
@@ -188,6 +189,23 @@ export const envSchema = z.object({
     .default(DEFAULT_FUSION.rrfK)
     .describe(
       'Reciprocal rank fusion constant: a memory ranked r by a side earns weight / (k + r).',
+    ),
+  RECALL_ANN_MIN_ROWS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(DEFAULT_FUSION.annMinRows)
+    .describe(
+      'Live memories from which a layer ranks its meaning side through the HNSW index (approximate) instead of an exact scan.',
+    ),
+  RECALL_ANN_EF_SEARCH: z.coerce
+    .number()
+    .int()
+    .min(10)
+    .max(1000)
+    .default(DEFAULT_HNSW_EF_SEARCH)
+    .describe(
+      'pgvector hnsw.ef_search for layers above RECALL_ANN_MIN_ROWS: candidates the index keeps per scan (higher: closer to exact, slower).',
     ),
   HISTORY_WINDOW: z.coerce
     .number()

@@ -8,6 +8,7 @@ import { PrismaPGlite } from 'pglite-prisma-adapter';
 import type { Logger } from '../logger.js';
 import { lockDataDir } from './lock.js';
 import { migrate, type SqlDriver } from './migrate.js';
+import { type SessionSettings, sessionSettingsSql } from './settings.js';
 
 export type { PrismaClient };
 
@@ -34,11 +35,18 @@ export interface Database {
   close(): Promise<void>;
 }
 
+interface CommonOptions {
+  logger: Logger;
+  migrate?: boolean;
+  /** Session settings of every connection (./settings.ts). */
+  session?: SessionSettings;
+}
+
 export type DatabaseOptions =
-  | { url: string; poolSize: number; logger: Logger; migrate?: boolean }
-  | { dataDir: string; logger: Logger; migrate?: boolean }
+  | ({ url: string; poolSize: number } & CommonOptions)
+  | ({ dataDir: string } & CommonOptions)
   /** An already-open PGlite (tests load a migrated template into one). */
-  | { pglite: PGlite; logger: Logger; migrate?: boolean };
+  | ({ pglite: PGlite } & CommonOptions);
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   const db = 'url' in options ? openPostgres(options) : await openPglite(options);
@@ -86,7 +94,13 @@ function driverOf(client: pg.Pool | pg.PoolClient): SqlDriver {
  * the outage fail fast (ECONNREFUSED / 57P03) and requests after it succeed, with no restart of
  * the app. isDatabaseUnavailable() (./unavailable.ts) tells those outage errors apart for callers that map them.
  */
-function openPostgres(options: { url: string; poolSize: number; logger: Logger }): Database {
+function openPostgres(options: {
+  url: string;
+  poolSize: number;
+  logger: Logger;
+  session?: SessionSettings;
+}): Database {
+  const settings = sessionSettingsSql(options.session);
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.poolSize,
@@ -102,6 +116,11 @@ function openPostgres(options: { url: string; poolSize: number; logger: Logger }
   pool.on('error', (err) => log.warn({ err: err.message }, 'idle database connection lost'));
   pool.on('connect', (client) => {
     client.on('error', (err) => log.debug({ err: err.message }, 'database connection lost'));
+    // Queued ahead of whatever the connection was opened for: a client runs its queries in
+    // order. A failure here is the connection's failure, which its first real query reports.
+    client
+      .query(settings)
+      .catch((err) => log.warn({ err: err.message }, 'session settings not applied'));
   });
   const adapter = releaseFailedTransactions(new PrismaPg(pool));
   const prisma = new PrismaClient({ adapter });
@@ -208,7 +227,9 @@ function releaseOnFailedEnd(tx: PgTransaction): PgTransaction {
   return tx;
 }
 
-async function openPglite(options: { dataDir: string } | { pglite: PGlite }): Promise<Database> {
+async function openPglite(
+  options: ({ dataDir: string } | { pglite: PGlite }) & { session?: SessionSettings },
+): Promise<Database> {
   let pglite: PGlite;
   let unlock = async () => {};
   if ('pglite' in options) {
@@ -223,6 +244,8 @@ async function openPglite(options: { dataDir: string } | { pglite: PGlite }): Pr
       throw err;
     }
   }
+  // PGlite is one session: set once.
+  await pglite.exec(sessionSettingsSql(options.session));
   const driver: SqlDriver = {
     query: async <T>(sql: string, params?: unknown[]) => (await pglite.query<T>(sql, params)).rows,
     exec: async (sql) => {

@@ -19,7 +19,20 @@ export interface FusionSettings {
   lexicalDepth: number;
   /** The RRF constant: larger flattens the advantage of the first few ranks. */
   rrfK: number;
+  /**
+   * Layers with at least this many live memories find their meaning side through the layer's
+   * HNSW index (approximate, pgvector iterative scan); smaller layers are ranked exactly.
+   */
+  annMinRows: number;
 }
+
+/**
+ * Where an exact scan stops being cheap: ~2 µs per 512-dimension row on PostgreSQL 15 (inline
+ * storage), so 5 000 rows cost ~10 ms per layer, the budget of a whole typical turn recall. Below
+ * it every user is ranked exactly (an HNSW index filtered to a small user finds almost none of
+ * their rows, BENCHMARKS.md §2); above it the index answers in a few milliseconds at any size.
+ */
+export const ANN_MIN_ROWS = 5_000;
 
 /**
  * Chosen with `bench/locomo.ts --fusion-grid` on the LoCoMo dev file (760 questions, offline
@@ -34,4 +47,5 @@ export const DEFAULT_FUSION: FusionSettings = {
   vectorDepth: 100,
   lexicalDepth: 100,
   rrfK: 10,
+  annMinRows: ANN_MIN_ROWS,
 };

@@ -3,7 +3,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Embedder } from '../providers/embeddings/types.js';
 import type { FusionSettings } from './fusion.js';
-import { type Db, type ScoredMemory, searchLayerHybrid } from './store.js';
+import { type Db, type ScoredMemory, searchLayersHybrid } from './store.js';
 
 export interface RecallOptions {
   profileK: number;
@@ -47,8 +47,8 @@ export function recallText(query: RecallQuery): string {
 
 /**
  * Two-layer recall for one turn: the conversation text (recallText) is embedded once, then
- * both layers are searched concurrently with the hybrid ranking (meaning and words fused,
- * store.ts searchLayerHybrid). A failure here must never fail the chat: it degrades to no
+ * both layers are searched in one statement with the hybrid ranking (meaning and words fused,
+ * store.ts searchLayersHybrid). A failure here must never fail the chat: it degrades to no
  * memories.
  */
 export async function recallForTurn(
@@ -62,15 +62,15 @@ export async function recallForTurn(
     const [embedding] = await deps.embedder.embed([text], 'query');
     if (!embedding) throw new Error('embedder returned no vector');
     const query = { embedding, text, model: deps.embedder.model, minScore: options.minScore };
-    const [profile, relationship] = await Promise.all([
-      searchLayerHybrid(
-        deps.db,
-        { userId: scope.userId, instanceId: null },
-        { ...query, k: options.profileK },
-        options.fusion,
-      ),
-      searchLayerHybrid(deps.db, scope, { ...query, k: options.relationshipK }, options.fusion),
-    ]);
+    const [profile = [], relationship = []] = await searchLayersHybrid(
+      deps.db,
+      [
+        { scope: { userId: scope.userId, instanceId: null }, k: options.profileK },
+        { scope, k: options.relationshipK },
+      ],
+      { ...query, k: Math.max(options.profileK, options.relationshipK) },
+      options.fusion,
+    );
     deps.metrics.recallHits.inc({ layer: 'profile' }, profile.length);
     deps.metrics.recallHits.inc({ layer: 'relationship' }, relationship.length);
     return { profile, relationship };

@@ -197,51 +197,83 @@ function queryTerms(text: string): Prisma.Sql {
       ORDER BY lexeme LIMIT ${MAX_QUERY_TERMS}) AS t`;
 }
 
+/** The layer's key in memory_layer_stats (migration 20261204020000_memory_layer_stats). */
+const PROFILE_KEY = '00000000-0000-0000-0000-000000000000';
+
 /**
- * BM25 over the rows of `mine` (CTE columns: id, len, hits), as SQL CTEs ending in `bm25(id,
- * score)`: only rows matching at least one query lexeme get a score.
- *
- * - IDF from the user's own layer: N = its rows (those the search may return), df = the rows
- *   among them holding the lexeme: ln(1 + (N − df + 0.5) / (df + 0.5)).
- * - TF = the lexeme's positions in the memory's stored document (`hits`: the document cut
- *   down to the query's lexemes with setweight + ts_filter, so nothing else is unnested).
- * - Length: the document's distinct lexemes (length(tsvector)), against the layer's average.
- *   Memories are a sentence or two, where nearly every word occurs once, so this stands in for
- *   the token count without storing one.
+ * One layer's counts as a one-row CTE body (n = live memories, total = their lexical-document
+ * length), read from memory_layer_stats: the database keeps them per layer, so no search reads
+ * every row of a large layer to learn them. A layer without a row is empty (n = 0).
  */
-/**
- * BM25_CTES with the matching rows (columns id, len, hits) read from `matches` instead of
- * `mine`; `mine` still gives N and the average length (columns len).
- */
-function bm25Ctes(matches: Prisma.Sql): Prisma.Sql {
-  return Prisma.sql`layer AS (
-    SELECT count(*)::float8 AS n, GREATEST(COALESCE(avg(len), 1), 1)::float8 AS avgdl FROM mine
-  ), postings AS MATERIALIZED (
-    SELECT m.id, m.len::float8 AS len, p.lexeme,
-      COALESCE(cardinality(p.positions), 1)::float8 AS tf
-    FROM ${matches} AS m CROSS JOIN LATERAL unnest(m.hits) AS p
-    WHERE m.hits IS NOT NULL
-  ), ${BM25_SCORE_CTES}`;
+function layerStats(scope: LayerScope): Prisma.Sql {
+  const key = scope.instanceId ?? PROFILE_KEY;
+  return Prisma.sql`SELECT COALESCE(max(live_rows), 0)::float8 AS n,
+      COALESCE(max(lexical_length), 0)::float8 AS total
+    FROM memory_layer_stats WHERE user_id = ${scope.userId}::uuid AND instance_key = ${key}::uuid`;
 }
 
-const BM25_SCORE_CTES = Prisma.sql`idf AS (
-    SELECT lexeme, ln(1 + (layer.n - count(*) + 0.5) / (count(*) + 0.5)) AS idf
-    FROM postings, layer GROUP BY lexeme, layer.n
-  ), bm25 AS (
+/** CTE names of one layer's part of a statement: `p` + suffix, so two layers can share one. */
+function names(prefix: string) {
+  const id = (suffix: string) => Prisma.raw(`${prefix}_${suffix}`);
+  return {
+    stats: id('stats'),
+    matches: id('matches'),
+    layer: id('layer'),
+    postings: id('postings'),
+    idf: id('idf'),
+    bm25: id('bm25'),
+    near: id('near'),
+    byMeaning: id('by_meaning'),
+    byWords: id('by_words'),
+    hits: id('hits'),
+  };
+}
+
+/**
+ * BM25 over the rows of one layer that hold a query lexeme, as CTEs `<p>_stats` … `<p>_bm25(id,
+ * score)` (the statement's `query` CTE is queryTerms). Only rows matching at least one query
+ * lexeme get a score; they are found through the GIN index on the lexical document (testing
+ * every row of a 30 000-memory layer with `@@` cost as much again as its vector scan).
+ *
+ * - IDF from the user's own layer: N = its live memories (memory_layer_stats; at least the rows
+ *   matched here, which a filter may widen to superseded ones), df = the rows matched here that
+ *   hold the lexeme: ln(1 + (N − df + 0.5) / (df + 0.5)).
+ * - TF = the lexeme's positions in the memory's stored document (`hits`: the document cut
+ *   down to the query's lexemes with setweight + ts_filter, so nothing else is unnested).
+ * - Length: the document's distinct lexemes (length(tsvector)) against the layer's average
+ *   (memory_layer_stats). Memories are a sentence or two, where nearly every word occurs once,
+ *   so this stands in for the token count without storing one.
+ */
+function bm25Ctes(prefix: string, scope: LayerScope, where: Prisma.Sql): Prisma.Sql {
+  const t = names(prefix);
+  return Prisma.sql`${t.stats} AS MATERIALIZED (${layerStats(scope)}),
+  ${t.matches} AS MATERIALIZED (
+    SELECT id, COALESCE(length(search_tsv), 0) AS len,
+      ts_filter(setweight(search_tsv, 'A', query.lexemes), '{a}') AS hits
+    FROM memories, query
+    WHERE ${where} AND search_tsv @@ query.tsq
+  ), ${t.layer} AS (
+    SELECT GREATEST(s.n, m.rows) AS n,
+      GREATEST(CASE WHEN s.n > 0 THEN s.total / s.n ELSE m.avglen END, 1) AS avgdl
+    FROM ${t.stats} AS s,
+      (SELECT count(*)::float8 AS rows, COALESCE(avg(len), 1)::float8 AS avglen
+        FROM ${t.matches}) AS m
+  ), ${t.postings} AS MATERIALIZED (
+    SELECT m.id, m.len::float8 AS len, p.lexeme,
+      COALESCE(cardinality(p.positions), 1)::float8 AS tf
+    FROM ${t.matches} AS m CROSS JOIN LATERAL unnest(m.hits) AS p
+  ), ${t.idf} AS (
+    SELECT lexeme, ln(1 + (l.n - count(*) + 0.5) / (count(*) + 0.5)) AS idf
+    FROM ${t.postings}, ${t.layer} AS l GROUP BY lexeme, l.n
+  ), ${t.bm25} AS (
     SELECT id, sum(
-      idf.idf * tf * ${BM25_K1 + 1}::float8
-        / (tf + ${BM25_K1}::float8 * (1 - ${BM25_B}::float8 + ${BM25_B}::float8 * len / layer.avgdl))
+      i.idf * tf * ${BM25_K1 + 1}::float8
+        / (tf + ${BM25_K1}::float8 * (1 - ${BM25_B}::float8 + ${BM25_B}::float8 * len / l.avgdl))
     ) AS score
-    FROM postings JOIN idf USING (lexeme), layer
+    FROM ${t.postings} JOIN ${t.idf} AS i USING (lexeme), ${t.layer} AS l
     GROUP BY id
   )`;
-
-const BM25_CTES = bm25Ctes(Prisma.sql`mine`);
-
-/** A memory's lexical columns for BM25_CTES; `query` is the CTE of queryTerms. */
-const LEXICAL_COLUMNS = Prisma.sql`COALESCE(length(search_tsv), 0) AS len,
-  CASE WHEN search_tsv @@ query.tsq
-    THEN ts_filter(setweight(search_tsv, 'A', query.lexemes), '{a}') END AS hits`;
+}
 
 export interface LexicalQuery extends MemoryFilter {
   text: string;
@@ -264,43 +296,76 @@ export async function searchLayerLexical(
   const where = searchable(scope, query.model, query);
   const rows = await db.$queryRaw<(MemoryRow & { score: number })[]>`
     WITH query AS MATERIALIZED (${queryTerms(query.text)}),
-    mine AS (
-      SELECT id, ${LEXICAL_COLUMNS} FROM ${candidates(where)}, query
-    ), ${BM25_CTES}
-    SELECT ${COLUMNS}, bm25.score FROM bm25 JOIN memories USING (id)
-    ORDER BY bm25.score DESC, id
+    ${bm25Ctes('l', scope, where)}
+    SELECT ${COLUMNS}, l_bm25.score FROM l_bm25 JOIN memories USING (id)
+    ORDER BY l_bm25.score DESC, id
     LIMIT ${query.k} OFFSET ${query.offset ?? 0}`;
   return rows.map(({ score, ...memory }) => ({ memory, score: Number(score) }));
 }
 
 /**
- * Hybrid search of one layer, the ranking of every chat turn's recall and of memory search:
- * the `vectorDepth` nearest rows by meaning and the `lexicalDepth` best rows by words (BM25,
- * any query word), fused by weighted reciprocal rank (src/memory/fusion.ts). Words find what
- * meaning ranks low (names, rare words, dates in words); meaning finds what shares no word.
- *
- * - One statement. The meaning side reads the layer's rows through the per-user btree (as
- *   searchLayer), with each row's distance and document length (N and the average length need
- *   every row). The word side reads only the rows that hold a query lexeme, found through the
- *   GIN index on the lexical document: testing every row of a 30 000-memory layer with `@@`
- *   cost as much again as the vector scan (BENCHMARKS.md §2), the GIN lookup a few milliseconds.
- * - Both sides see exactly the same rows (one filter). `minScore` bounds the meaning side only
- *   (a cosine threshold means nothing for a word match).
- * - BM25 ties share a rank (equal documents tell the fusion nothing); which of them make the
- *   cut is decided by their rank on the meaning side.
- * - Equal fused scores go to rows that match the words, then to the nearer by meaning.
- * - The score is the fused score scaled to (0, 1]: 1 = first on both sides; a row found by one
- *   side only scores at most that side's share of the weights.
+ * The meaning side of one layer: its `depth` nearest rows (`<p>_near(id, distance)`), by one of
+ * two paths, chosen inside the statement by the layer's live-memory count (`<p>_stats`):
+ * - below `annMinRows`: exact. The layer's rows come from the per-user btree indexes, fenced by
+ *   OFFSET 0, and every distance is computed. Ordering through the shared HNSW index would
+ *   filter by user after an approximate scan: for a small layer scattered among everyone's
+ *   rows it finds almost none of them (BENCHMARKS.md §2).
+ * - from `annMinRows` on: the layer's partial HNSW index with pgvector's iterative scan and the
+ *   session's `hnsw.ef_search` (src/db/settings.ts); approximate, a few milliseconds at any
+ *   size, where the exact scan grows by ~2 µs per row. `ORDER BY` the distance alone: a second
+ *   sort key keeps PostgreSQL 15 off the index. Where the index cannot serve (a filter on
+ *   superseded rows, which it does not hold) the planner falls back to an exact plan.
+ * Each path is gated by a condition on the one-row stats CTE: the planner makes it a one-time
+ * filter, so only one path runs.
  */
-export async function searchLayerHybrid(
-  db: Db,
-  scope: LayerScope,
+function nearestCtes(
+  prefix: string,
+  where: Prisma.Sql,
+  vec: string,
+  maxDistance: number | null,
+  depth: number,
+  annMinRows: number,
+): Prisma.Sql {
+  const t = names(prefix);
+  const near = maxDistance === null ? Prisma.empty : Prisma.sql`AND distance <= ${maxDistance}::float8`;
+  const annNear =
+    maxDistance === null
+      ? Prisma.empty
+      : Prisma.sql`AND embedding <=> ${vec}::vector <= ${maxDistance}::float8`;
+  return Prisma.sql`${t.near} AS (
+    (SELECT id, distance FROM (
+        SELECT id, embedding <=> ${vec}::vector AS distance FROM ${candidates(where)}
+      ) AS exact
+      WHERE (SELECT n FROM ${t.stats}) < ${annMinRows} ${near}
+      ORDER BY distance, id LIMIT ${depth})
+    UNION ALL
+    (SELECT id, embedding <=> ${vec}::vector AS distance FROM memories
+      WHERE ${where} AND (SELECT n FROM ${t.stats}) >= ${annMinRows} ${annNear}
+      ORDER BY embedding <=> ${vec}::vector LIMIT ${depth})
+  ), ${t.byMeaning} AS (
+    SELECT id, row_number() OVER (ORDER BY distance, id) AS rank FROM ${t.near}
+  )`;
+}
+
+export interface HybridLayerQuery {
+  scope: LayerScope;
+  k: number;
+  offset?: number;
+}
+
+/**
+ * One layer's hybrid ranking as CTEs ending in `<p>_hits(id, score, ord)`: rows ord offset+1 …
+ * offset+k of the fused order.
+ */
+function hybridCtes(
+  prefix: string,
+  layer: HybridLayerQuery,
   query: VectorQuery & { text: string },
-  fusion: FusionSettings = DEFAULT_FUSION,
-): Promise<ScoredMemory[]> {
-  if (query.k <= 0) return [];
-  const vec = toVectorLiteral(query.embedding);
-  const where = searchable(scope, query.model, query);
+  vec: string,
+  fusion: FusionSettings,
+): Prisma.Sql {
+  const t = names(prefix);
+  const where = searchable(layer.scope, query.model, query);
   const maxDistance = query.minScore === undefined ? null : 1 - query.minScore;
   const wv = fusion.vectorWeight;
   const wl = fusion.lexicalWeight;
@@ -308,38 +373,92 @@ export async function searchLayerHybrid(
   // The best possible fused score (first on both sides): scores are divided by it.
   const best = (wv + wl) / (rrfK + 1);
   if (!(best > 0)) throw new Error('fusion weights must not both be 0');
-  const rows = await db.$queryRaw<(MemoryRow & { score: number })[]>`
+  const offset = layer.offset ?? 0;
+  return Prisma.sql`${bm25Ctes(prefix, layer.scope, where)},
+  ${nearestCtes(prefix, where, vec, maxDistance, fusion.vectorDepth, fusion.annMinRows)},
+  ${t.byWords} AS (
+    SELECT id, rank() OVER (ORDER BY text_score DESC) AS rank,
+      row_number() OVER (ORDER BY text_score DESC, meaning_rank, id) AS position
+    FROM (
+      SELECT b.id, b.score AS text_score, m.rank AS meaning_rank
+      FROM ${t.bm25} AS b LEFT JOIN ${t.byMeaning} AS m USING (id)
+      ORDER BY text_score DESC, meaning_rank, id LIMIT ${fusion.lexicalDepth}
+    ) AS matching
+  ), ${t.hits} AS (
+    SELECT id, score, ord FROM (
+      SELECT id, score, row_number() OVER (ORDER BY score DESC, position, meaning_rank, id) AS ord
+      FROM (
+        SELECT id, w.position, m.rank AS meaning_rank,
+          (COALESCE(${wv}::float8 / (${rrfK}::float8 + m.rank), 0)
+            + COALESCE(${wl}::float8 / (${rrfK}::float8 + w.rank), 0)) / ${best}::float8 AS score
+        FROM ${t.byMeaning} AS m FULL JOIN ${t.byWords} AS w USING (id)
+      ) AS fused
+    ) AS ordered
+    WHERE ord > ${offset} AND ord <= ${offset + layer.k}
+  )`;
+}
+
+/**
+ * Hybrid search of several layers in one statement, the ranking of every chat turn's recall
+ * (both layers) and of memory search (one): per layer, the `vectorDepth` nearest rows by
+ * meaning and the `lexicalDepth` best rows by words (BM25, any query word), fused by weighted
+ * reciprocal rank (src/memory/fusion.ts). Words find what meaning ranks low (names, rare
+ * words, dates in words); meaning finds what shares no word.
+ *
+ * - One round trip for every layer; each layer's part is independent (its own N, its own
+ *   exact-or-index path, nearestCtes).
+ * - Both sides of a layer see exactly the same rows (one filter). `minScore` bounds the meaning
+ *   side only (a cosine threshold means nothing for a word match).
+ * - BM25 ties share a rank (equal documents tell the fusion nothing); which of them make the
+ *   cut is decided by their rank on the meaning side.
+ * - Equal fused scores go to rows that match the words, then to the nearer by meaning.
+ * - The score is the fused score scaled to (0, 1]: 1 = first on both sides; a row found by one
+ *   side only scores at most that side's share of the weights.
+ *
+ * Returns one list per layer, in the order given.
+ */
+export async function searchLayersHybrid(
+  db: Db,
+  layers: readonly HybridLayerQuery[],
+  query: VectorQuery & { text: string },
+  fusion: FusionSettings = DEFAULT_FUSION,
+): Promise<ScoredMemory[][]> {
+  const wanted = layers.map((layer, i) => ({ layer, i })).filter(({ layer }) => layer.k > 0);
+  const out: ScoredMemory[][] = layers.map(() => []);
+  if (wanted.length === 0) return out;
+  const vec = toVectorLiteral(query.embedding);
+  const parts = wanted.map(({ layer, i }) => hybridCtes(`h${i}`, layer, query, vec, fusion));
+  const hits = Prisma.join(
+    wanted.map(
+      ({ i }) => Prisma.sql`SELECT ${i}::int AS layer, id, score, ord FROM ${Prisma.raw(`h${i}_hits`)}`,
+    ),
+    ' UNION ALL ',
+  );
+  const rows = await db.$queryRaw<(MemoryRow & { layer: number; score: number })[]>`
     WITH query AS MATERIALIZED (${queryTerms(query.text)}),
-    mine AS (
-      SELECT id, embedding <=> ${vec}::vector AS distance,
-        COALESCE(length(search_tsv), 0) AS len
-      FROM ${candidates(where)}
-    ), matches AS MATERIALIZED (
-      SELECT id, ${LEXICAL_COLUMNS} FROM memories, query
-      WHERE ${where} AND search_tsv @@ query.tsq
-    ), ${bm25Ctes(Prisma.sql`matches`)}, by_meaning AS (
-      SELECT id, row_number() OVER (ORDER BY distance, id) AS rank
-      FROM (
-        SELECT id, distance FROM mine
-        ${maxDistance === null ? Prisma.empty : Prisma.sql`WHERE distance <= ${maxDistance}::float8`}
-        ORDER BY distance, id LIMIT ${fusion.vectorDepth}
-      ) AS nearest
-    ), by_words AS (
-      SELECT id, rank() OVER (ORDER BY text_score DESC) AS rank,
-        row_number() OVER (ORDER BY text_score DESC, meaning_rank, id) AS position
-      FROM (
-        SELECT bm25.id, bm25.score AS text_score, by_meaning.rank AS meaning_rank
-        FROM bm25 LEFT JOIN by_meaning USING (id)
-        ORDER BY text_score DESC, meaning_rank, id LIMIT ${fusion.lexicalDepth}
-      ) AS matching
-    )
-    SELECT ${COLUMNS},
-      (COALESCE(${wv}::float8 / (${rrfK}::float8 + by_meaning.rank), 0)
-        + COALESCE(${wl}::float8 / (${rrfK}::float8 + by_words.rank), 0)) / ${best}::float8 AS score
-    FROM by_meaning FULL JOIN by_words USING (id) JOIN memories USING (id)
-    ORDER BY score DESC, by_words.position, by_meaning.rank, id
-    LIMIT ${query.k} OFFSET ${query.offset ?? 0}`;
-  return rows.map(({ score, ...memory }) => ({ memory, score: Number(score) }));
+    ${Prisma.join(parts, ', ')}
+    SELECT h.layer, ${COLUMNS}, h.score FROM (${hits}) AS h JOIN memories USING (id)
+    ORDER BY h.layer, h.ord`;
+  for (const { layer, score, ...memory } of rows) {
+    out[layer]?.push({ memory, score: Number(score) });
+  }
+  return out;
+}
+
+/** searchLayersHybrid for one layer (memory search). */
+export async function searchLayerHybrid(
+  db: Db,
+  scope: LayerScope,
+  query: VectorQuery & { text: string },
+  fusion: FusionSettings = DEFAULT_FUSION,
+): Promise<ScoredMemory[]> {
+  const [rows] = await searchLayersHybrid(
+    db,
+    [{ scope, k: query.k, offset: query.offset }],
+    query,
+    fusion,
+  );
+  return rows ?? [];
 }
 
 export interface NewMemory {

@@ -1,0 +1,203 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eraseUser } from '../src/account/erase.js';
+import { DEFAULT_FUSION } from '../src/memory/fusion.js';
+import {
+  insertMemory,
+  type LayerScope,
+  searchLayersHybrid,
+  supersedeMemory,
+} from '../src/memory/store.js';
+import { EMBEDDING_DIMENSIONS } from '../src/providers/embeddings/types.js';
+import { createTestContext, type TestContext } from './helpers/app.js';
+import { personaIds, startChat } from './helpers/chat.js';
+
+/**
+ * memory_layer_stats (migration 20261204020000): per (user, layer) the live memories and their
+ * lexical length, kept by triggers, so recall reads BM25's N and average length and picks its
+ * exact-or-index path without reading the layer. The counts must follow every kind of write;
+ * the index path must rank like the exact one.
+ */
+
+const MODEL = 'test-stats';
+
+/** A deterministic unit vector: a few non-zero coordinates from a small linear generator. */
+function vector(seed: number): number[] {
+  const v = new Array<number>(EMBEDDING_DIMENSIONS).fill(0);
+  let x = seed * 7919 + 13;
+  for (let i = 0; i < 24; i++) {
+    x = (x * 48271) % 2147483647;
+    v[x % EMBEDDING_DIMENSIONS] = ((x % 1000) / 1000) * 2 - 1;
+  }
+  const norm = Math.hypot(...v) || 1;
+  return v.map((c) => c / norm);
+}
+
+describe('memory layer stats', () => {
+  let t: TestContext;
+  beforeAll(async () => {
+    t = await createTestContext();
+  });
+  afterAll(() => t?.close());
+
+  async function userWithInstance(): Promise<{ userId: string; instanceId: string }> {
+    const u = await t.newUser();
+    const ids = await personaIds(t, u.token);
+    const first = Object.values(ids)[0];
+    if (!first) throw new Error('no persona');
+    await startChat(t, u.token, first);
+    const instance = await t.services.prisma.personaInstance.findFirstOrThrow({
+      where: { userId: u.id },
+    });
+    return { userId: u.id, instanceId: instance.id };
+  }
+
+  async function put(scope: LayerScope, content: string, seed: number): Promise<string> {
+    const id = await insertMemory(t.services.prisma, {
+      scope,
+      content,
+      category: 'OTHER',
+      confidence: null,
+      embedding: vector(seed),
+      embeddingModel: MODEL,
+      sourceMessageId: null,
+      sourceSessionId: null,
+    });
+    if (!id) throw new Error(`duplicate: ${content}`);
+    return id;
+  }
+
+  type Row = { key: string; live: number; length: number };
+  /** What the triggers keep, and what the rows say, per layer of one user. */
+  async function statsOf(userId: string): Promise<{ kept: Row[]; actual: Row[] }> {
+    const kept = await t.services.prisma.$queryRaw<Row[]>`
+      SELECT instance_key::text AS key, live_rows::int AS live, lexical_length::int AS length
+      FROM memory_layer_stats WHERE user_id = ${userId}::uuid ORDER BY 1`;
+    const actual = await t.services.prisma.$queryRaw<Row[]>`
+      SELECT COALESCE(instance_id, '00000000-0000-0000-0000-000000000000'::uuid)::text AS key,
+        count(*)::int AS live, COALESCE(sum(length(search_tsv)), 0)::int AS length
+      FROM memories WHERE user_id = ${userId}::uuid AND superseded_by_id IS NULL
+      GROUP BY 1 ORDER BY 1`;
+    return { kept, actual };
+  }
+
+  async function expectInStep(userId: string): Promise<Row[]> {
+    const { kept, actual } = await statsOf(userId);
+    expect(kept).toEqual(actual);
+    return kept;
+  }
+
+  it('follow inserts, supersedes, edits, deletes, a deleted persona instance and an erasure', async () => {
+    const { userId, instanceId } = await userWithInstance();
+    const other = await userWithInstance();
+    const profile = { userId, instanceId: null };
+    const relationship = { userId, instanceId };
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push(await put(profile, `User likes hobby number ${i}`, i));
+    for (let i = 0; i < 4; i++)
+      await put(relationship, `We talked about film ${i} at length`, 10 + i);
+    await put({ userId: other.userId, instanceId: null }, 'User has a parrot', 99);
+    // Bulk: one statement, many rows, both layers.
+    await t.services.prisma.$executeRaw`
+      INSERT INTO memories (id, user_id, instance_id, content, content_hash, category,
+        embedding_model, created_at, updated_at)
+      SELECT gen_random_uuid(), ${userId}::uuid, CASE WHEN g % 2 = 0 THEN NULL ELSE ${instanceId}::uuid END,
+        'Bulk memory about topic ' || g, md5('bulk' || g), 'OTHER', ${MODEL}, now(), now()
+      FROM generate_series(1, 9) AS g`;
+    let rows = await expectInStep(userId);
+    expect(rows.map((r) => r.live).sort((a, b) => a - b)).toEqual([9, 10]);
+
+    const newer = await put(profile, 'User likes hobby number 0 a lot, again', 100);
+    const [first, second] = ids as [string, string];
+    expect(await supersedeMemory(t.services.prisma, profile, first, newer)).not.toBeNull();
+    await expectInStep(userId);
+    // Brought back (an undo), and an edit that changes the document's length only.
+    await t.services.prisma.memory.update({
+      where: { id: first },
+      data: { supersededById: null, supersededAt: null },
+    });
+    await t.services.prisma.memory.update({
+      where: { id: second },
+      data: { content: 'User likes hobby number 1, mostly on rainy weekends with friends' },
+    });
+    await expectInStep(userId);
+    // An update that changes nothing recall counts writes nothing.
+    await t.services.prisma.memory.updateMany({ where: { userId }, data: { confidence: 0.5 } });
+    await expectInStep(userId);
+
+    await t.services.prisma.memory.delete({ where: { id: second } });
+    await expectInStep(userId);
+
+    // The persona instance goes: its layer's memories cascade, its stats row with them.
+    await t.services.prisma.personaInstance.delete({ where: { id: instanceId } });
+    rows = await expectInStep(userId);
+    expect(rows.map((r) => r.key)).toEqual(['00000000-0000-0000-0000-000000000000']);
+
+    await eraseUser(t.services.prisma, userId);
+    expect((await statsOf(userId)).kept).toEqual([]);
+    // Nobody else's counts moved.
+    const others = await expectInStep(other.userId);
+    expect(others).toHaveLength(1);
+  });
+
+  it('a layer from annMinRows on ranks through the index path like the exact path', async () => {
+    const { userId } = await userWithInstance();
+    const profile = { userId, instanceId: null };
+    const words = ['river', 'garden', 'violin', 'market', 'harbour', 'comet', 'lantern', 'meadow'];
+    for (let i = 0; i < 240; i++) {
+      const a = words[i % words.length];
+      const b = words[(i * 3 + 1) % words.length];
+      await put(profile, `Memory ${i} about the ${a} and the ${b}`, 1000 + i);
+    }
+    const exact = { ...DEFAULT_FUSION, annMinRows: 1_000_000 };
+    const indexed = { ...DEFAULT_FUSION, annMinRows: 100 };
+    let agree = 0;
+    let total = 0;
+    for (let q = 0; q < 12; q++) {
+      const query = {
+        embedding: vector(1000 + q * 17),
+        text: `the ${words[q % words.length]} again`,
+        model: MODEL,
+        k: 8,
+      };
+      const [a = []] = await searchLayersHybrid(
+        t.services.prisma,
+        [{ scope: profile, k: 8 }],
+        query,
+        exact,
+      );
+      const [b = []] = await searchLayersHybrid(
+        t.services.prisma,
+        [{ scope: profile, k: 8 }],
+        query,
+        indexed,
+      );
+      expect(a).toHaveLength(8);
+      expect(b).toHaveLength(8);
+      const exactIds = new Set(a.map((h) => h.memory.id));
+      agree += b.filter((h) => exactIds.has(h.memory.id)).length;
+      total += 8;
+    }
+    // HNSW is approximate; on 240 rows with ef_search 200 it should find (nearly) all.
+    expect(agree / total).toBeGreaterThanOrEqual(0.95);
+  });
+
+  it('one statement recalls several layers, each ranked on its own', async () => {
+    const { userId, instanceId } = await userWithInstance();
+    const profile = { userId, instanceId: null };
+    const relationship = { userId, instanceId };
+    await put(profile, 'User keeps bees on the roof', 1);
+    await put(relationship, 'We joked about bees and honey', 2);
+    await put(relationship, 'We planned a trip to the coast', 3);
+    const query = { embedding: vector(2), text: 'bees', model: MODEL, k: 5 };
+    const [p = [], r = []] = await searchLayersHybrid(
+      t.services.prisma,
+      [
+        { scope: profile, k: 5 },
+        { scope: relationship, k: 1 },
+      ],
+      query,
+    );
+    expect(p.map((h) => h.memory.content)).toEqual(['User keeps bees on the roof']);
+    expect(r.map((h) => h.memory.content)).toEqual(['We joked about bees and honey']);
+  });
+});
