@@ -327,7 +327,8 @@ function nearestCtes(
   annMinRows: number,
 ): Prisma.Sql {
   const t = names(prefix);
-  const near = maxDistance === null ? Prisma.empty : Prisma.sql`AND distance <= ${maxDistance}::float8`;
+  const near =
+    maxDistance === null ? Prisma.empty : Prisma.sql`AND distance <= ${maxDistance}::float8`;
   const annNear =
     maxDistance === null
       ? Prisma.empty
@@ -430,7 +431,8 @@ export async function searchLayersHybrid(
   const parts = wanted.map(({ layer, i }) => hybridCtes(`h${i}`, layer, query, vec, fusion));
   const hits = Prisma.join(
     wanted.map(
-      ({ i }) => Prisma.sql`SELECT ${i}::int AS layer, id, score, ord FROM ${Prisma.raw(`h${i}_hits`)}`,
+      ({ i }) =>
+        Prisma.sql`SELECT ${i}::int AS layer, id, score, ord FROM ${Prisma.raw(`h${i}_hits`)}`,
     ),
     ' UNION ALL ',
   );
