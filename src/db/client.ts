@@ -8,7 +8,7 @@ import { PrismaPGlite } from 'pglite-prisma-adapter';
 import type { Logger } from '../logger.js';
 import { lockDataDir } from './lock.js';
 import { migrate, type SqlDriver } from './migrate.js';
-import { type SessionSettings, sessionSettingsSql } from './settings.js';
+import { type SessionSettings, sessionSettingsOptions, sessionSettingsSql } from './settings.js';
 
 export type { PrismaClient };
 
@@ -100,9 +100,10 @@ function openPostgres(options: {
   logger: Logger;
   session?: SessionSettings;
 }): Database {
-  const settings = sessionSettingsSql(options.session);
   const pool = new pg.Pool({
     connectionString: options.url,
+    // Sent with the connection's start-up packet, so they hold before its first query.
+    options: sessionSettingsOptions(options.session),
     max: options.poolSize,
     idleTimeoutMillis: 30_000,
     // Bounds both opening a connection and waiting for a free one: a request fails, not hangs.
@@ -116,11 +117,6 @@ function openPostgres(options: {
   pool.on('error', (err) => log.warn({ err: err.message }, 'idle database connection lost'));
   pool.on('connect', (client) => {
     client.on('error', (err) => log.debug({ err: err.message }, 'database connection lost'));
-    // Queued ahead of whatever the connection was opened for: a client runs its queries in
-    // order. A failure here is the connection's failure, which its first real query reports.
-    client
-      .query(settings)
-      .catch((err) => log.warn({ err: err.message }, 'session settings not applied'));
   });
   const adapter = releaseFailedTransactions(new PrismaPg(pool));
   const prisma = new PrismaClient({ adapter });

@@ -12,8 +12,10 @@
  * Unknown to the server before the vector library loads, they are kept as placeholders and
  * taken up when it does. Small layers never use the index, so nothing else is affected.
  *
- * Behind a transaction-mode pooler (PgBouncer, Supavisor) session settings do not stick to a
- * client: connect the server directly or in session mode (README "Database").
+ * On PostgreSQL they travel in the connection's start-up packet (`options`). A pooler that
+ * refuses start-up options (PgBouncer unless `ignore_startup_parameters` lists `options`) or
+ * drops them leaves the index path with pgvector's defaults (ef_search 40, no iterative scan):
+ * still correct, less complete for large layers. Connect directly or in session mode.
  */
 export const DEFAULT_HNSW_EF_SEARCH = 200;
 
@@ -21,11 +23,27 @@ export interface SessionSettings {
   hnswEfSearch?: number;
 }
 
-/** The SET statements, one string (the simple query protocol runs them in one round trip). */
-export function sessionSettingsSql(settings: SessionSettings = {}): string {
+function settingsOf(settings: SessionSettings): [string, string][] {
   const ef = settings.hnswEfSearch ?? DEFAULT_HNSW_EF_SEARCH;
   if (!Number.isInteger(ef) || ef < 1 || ef > 1000) {
     throw new Error(`hnsw ef_search must be an integer in 1..1000, got ${ef}`);
   }
-  return `SET hnsw.iterative_scan = relaxed_order; SET hnsw.ef_search = ${ef};`;
+  return [
+    ['hnsw.iterative_scan', 'relaxed_order'],
+    ['hnsw.ef_search', String(ef)],
+  ];
+}
+
+/** As SET statements, one string (PGlite: one session, set once when it opens). */
+export function sessionSettingsSql(settings: SessionSettings = {}): string {
+  return settingsOf(settings)
+    .map(([name, value]) => `SET ${name} = ${value};`)
+    .join(' ');
+}
+
+/** As the start-up packet's `options` (PostgreSQL: every pooled connection, before its first query). */
+export function sessionSettingsOptions(settings: SessionSettings = {}): string {
+  return settingsOf(settings)
+    .map(([name, value]) => `-c ${name}=${value}`)
+    .join(' ');
 }
