@@ -47,13 +47,18 @@ const RELATIONSHIP_K = 8;
 /**
  * `project`: the project's own turn recall (recallForTurn → searchLayerHybrid: meaning and
  * words fused), whatever src has now.
+ * `project-exact`: the same with RECALL_ANN_MIN_ROWS = ∞ (every layer exact): the reference
+ * the index path of large layers is measured against.
  * `vector`: the turn recall before hybrid, searchLayer (vector only) on both layers: the
  * baseline the hybrid turn is compared with in the same run.
  * `no-tiebreak`: bench-only SQL, searchLayer's conditions with neither a subquery fence nor the
  * `, id` tie-breaker — `ORDER BY embedding <=> $v LIMIT k` straight on `memories`, the form
  * pgvector's HNSW index can serve (on PostgreSQL 15 a second sort key already prevents it).
  */
-type QueryForm = 'project' | 'vector' | 'no-tiebreak';
+type QueryForm = 'project' | 'project-exact' | 'vector' | 'no-tiebreak';
+
+/** The turn's fusion with every layer ranked exactly (no index path): the reference for it. */
+const EXACT_FUSION = { ...DEFAULT_FUSION, annMinRows: Number.MAX_SAFE_INTEGER };
 
 interface Strategy {
   name: string;
@@ -72,6 +77,12 @@ const STRATEGIES: Strategy[] = [
     query: 'project',
     description:
       'as shipped: recallForTurn (hybrid: vector + BM25), planner choice, server defaults',
+    settings: {},
+  },
+  {
+    name: 'exact-hybrid',
+    query: 'project-exact',
+    description: 'the hybrid turn with every layer ranked exactly (RECALL_ANN_MIN_ROWS = ∞)',
     settings: {},
   },
   {
@@ -139,6 +150,8 @@ interface Query {
   text: string;
   exactProfile: string[];
   exactRelationship: string[];
+  /** The hybrid turn's answer with every layer ranked exactly (project-exact). */
+  exactHybrid: { profile: string[]; relationship: string[] };
 }
 
 interface Measured {
@@ -146,6 +159,8 @@ interface Measured {
   /** mean |returned ∩ exact top-k| / |exact top-k| */
   recallProfile: number;
   recallRelationship: number;
+  /** mean overlap with the exact hybrid answer (profile and relationship layers together) */
+  recallVsExactHybrid: number;
   /** queries where a layer returned fewer rows than min(k, rows in the layer) */
   shortResults: number;
   queries: number;
@@ -232,6 +247,7 @@ function recallFunction(db: Database, form: QueryForm): RecallFn {
   }
   const embedder = fixedEmbedder();
   const metrics = new Metrics({ defaultMetrics: false });
+  const fusion = form === 'project-exact' ? EXACT_FUSION : DEFAULT_FUSION;
   return async (q) => {
     embedder.next = q.vector;
     const result = await recallForTurn(
@@ -239,7 +255,7 @@ function recallFunction(db: Database, form: QueryForm): RecallFn {
       { userId: q.user.userId, instanceId: q.user.instanceId },
       { message: q.text },
       // minScore -1: the score filter runs in JS after the query, so it would only hide rows.
-      { profileK: PROFILE_K, relationshipK: RELATIONSHIP_K, minScore: -1, fusion: DEFAULT_FUSION },
+      { profileK: PROFILE_K, relationshipK: RELATIONSHIP_K, minScore: -1, fusion },
     );
     if (result.error) throw new Error(`recall failed: ${result.error}`);
     return {
@@ -282,6 +298,7 @@ async function measure(
   let rp = 0;
   let rr = 0;
   let short = 0;
+  let vsHybrid = 0;
   for (const [i, q] of queries.entries()) {
     const t0 = performance.now();
     const result = await recall(q);
@@ -290,6 +307,10 @@ async function measure(
     latencies.push(ms);
     rp += overlap(result.profile, q.exactProfile);
     rr += overlap(result.relationship, q.exactRelationship);
+    vsHybrid += overlap(
+      [...result.profile, ...result.relationship],
+      [...q.exactHybrid.profile, ...q.exactHybrid.relationship],
+    );
     if (
       result.profile.length < Math.min(PROFILE_K, q.user.profile) ||
       result.relationship.length < Math.min(RELATIONSHIP_K, q.user.relationship)
@@ -302,6 +323,7 @@ async function measure(
     latencyMs: summarize(latencies),
     recallProfile: rp / n,
     recallRelationship: rr / n,
+    recallVsExactHybrid: vsHybrid / n,
     shortResults: short,
     queries: latencies.length,
   };
@@ -322,12 +344,12 @@ async function planFor(
   );
   const scope = { userId: user.userId, instanceId: layer === 'profile' ? null : user.instanceId };
   const k = layer === 'profile' ? PROFILE_K : RELATIONSHIP_K;
-  if (form === 'project') {
+  if (form === 'project' || form === 'project-exact') {
     await searchLayerHybrid(
       bench.db.prisma,
       scope,
       { embedding: vector, model: BENCH_MODEL, k, text, minScore: -1 },
-      DEFAULT_FUSION,
+      form === 'project' ? DEFAULT_FUSION : EXACT_FUSION,
     );
   } else if (form === 'vector') {
     await searchLayer(bench.db.prisma, scope, { embedding: vector, model: BENCH_MODEL, k });
@@ -421,6 +443,7 @@ async function runSize(options: SizeOptions): Promise<SizeResult> {
     const hnswMB = indexSizes.filter((i) => i.name.includes('hnsw')).reduce((a, i) => a + i.mb, 0);
 
     // Query sets (shared by every strategy) and their exact answers.
+    const exactHybrid = recallFunction(bench.db, 'project-exact');
     const makeQueries = async (pick: () => BenchUser, n: number): Promise<Query[]> => {
       const out: Query[] = [];
       for (let i = 0; i < n; i++) {
@@ -436,7 +459,10 @@ async function runSize(options: SizeOptions): Promise<SizeResult> {
           text,
           exactProfile: await exactTopK(bench, user, 'profile', v, PROFILE_K),
           exactRelationship: await exactTopK(bench, user, 'relationship', v, RELATIONSHIP_K),
+          exactHybrid: { profile: [], relationship: [] },
         });
+        const last = out[out.length - 1] as Query;
+        last.exactHybrid = await exactHybrid(last);
       }
       return out;
     };
@@ -518,7 +544,7 @@ async function runSize(options: SizeOptions): Promise<SizeResult> {
       log(
         `  ${strategy.name}: typical p50 ${typical.latencyMs.p50.toFixed(2)} ms` +
           (heavyResult
-            ? `, heavy p50 ${heavyResult.latencyMs.p50.toFixed(2)} ms recall@8 ${heavyResult.recallRelationship.toFixed(3)}`
+            ? `, heavy p50 ${heavyResult.latencyMs.p50.toFixed(2)} ms p95 ${heavyResult.latencyMs.p95.toFixed(2)} ms recall@8 ${heavyResult.recallRelationship.toFixed(3)} vs exact hybrid ${heavyResult.recallVsExactHybrid.toFixed(3)}`
             : ''),
       );
     }
@@ -716,6 +742,7 @@ async function main() {
           b ? `${(v.latencyMs.p50 / b.latencyMs.p50).toFixed(2)}x` : '',
           v.recallProfile,
           v.recallRelationship,
+          v.recallVsExactHybrid,
           `${v.shortResults}/${v.queries}`,
           r.plans[name]?.[`${who}-relationship`]?.path ?? '',
         ]);
@@ -731,6 +758,7 @@ async function main() {
           'p50/default',
           'recall@3 prof',
           'recall@8 rel',
+          'vs exact hybrid',
           'short',
           'relationship-layer plan',
         ],

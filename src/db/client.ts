@@ -61,6 +61,23 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   return db;
 }
 
+/**
+ * `url` with `-c name=value` start-up options put before its own `options` parameter (pg lets a
+ * URL's parameters override the pool's, so they are merged here rather than passed apart).
+ */
+export function withStartupOptions(url: string, options: string): string {
+  if (!options) return url;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return url; // not a URL pg would read as one either; leave it for pg to report
+  }
+  const own = parsed.searchParams.get('options');
+  parsed.searchParams.set('options', own ? `${options} ${own}` : options);
+  return parsed.toString();
+}
+
 function driverOf(client: pg.Pool | pg.PoolClient): SqlDriver {
   return {
     query: async <T>(sql: string, params?: unknown[]) =>
@@ -101,9 +118,9 @@ function openPostgres(options: {
   session?: SessionSettings;
 }): Database {
   const pool = new pg.Pool({
-    connectionString: options.url,
-    // Sent with the connection's start-up packet, so they hold before its first query.
-    options: sessionSettingsOptions(options.session),
+    // The session settings travel in the connection's start-up packet, so they hold before its
+    // first query; the URL's own `options` come after them and win.
+    connectionString: withStartupOptions(options.url, sessionSettingsOptions(options.session)),
     max: options.poolSize,
     idleTimeoutMillis: 30_000,
     // Bounds both opening a connection and waiting for a free one: a request fails, not hangs.
