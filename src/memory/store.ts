@@ -188,11 +188,15 @@ const BM25_B = 0.75;
  * bound parameter and never becomes query syntax. No lexeme (only stop words): NULL, which
  * matches nothing.
  */
-function queryTerms(text: string): Prisma.Sql {
+function queryTerms(text: string, vec?: string): Prisma.Sql {
   // NUL is the one character Postgres text cannot hold; it separates words like a space.
   const clean = text.replaceAll('\u0000', ' ');
+  // The query vector, once: every distance in the statement reads it from here (a 512-number
+  // literal per use would travel and be parsed once per use).
+  const vector = vec === undefined ? Prisma.empty : Prisma.sql`, ${vec}::vector AS v`;
   return Prisma.sql`SELECT array_agg(lexeme) AS lexemes,
       string_agg('''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || '''', ' | ')::tsquery AS tsq
+      ${vector}
     FROM (SELECT lexeme FROM unnest(to_tsvector(${TEXT_SEARCH_CONFIG}, ${clean})) AS t
       ORDER BY lexeme LIMIT ${MAX_QUERY_TERMS}) AS t`;
 }
@@ -232,8 +236,11 @@ function names(prefix: string) {
 /**
  * BM25 over the rows of one layer that hold a query lexeme, as CTEs `<p>_stats` … `<p>_bm25(id,
  * score)` (the statement's `query` CTE is queryTerms). Only rows matching at least one query
- * lexeme get a score; they are found through the GIN index on the lexical document (testing
- * every row of a 30 000-memory layer with `@@` cost as much again as its vector scan).
+ * lexeme get a score. A small layer (below `annMinRows` live memories, as for the meaning side)
+ * tests its own rows, read through the per-user btree; a large one finds them through the GIN
+ * index on the lexical document (testing every row of a 30 000-memory layer with `@@` cost as
+ * much again as its exact vector scan). Not the GIN index for small layers: its lookup reads
+ * the query words' postings of every user, which costs more than a few dozen rows' own test.
  *
  * - IDF from the user's own layer: N = its live memories (memory_layer_stats; at least the rows
  *   matched here, which a filter may widen to superseded ones), df = the rows matched here that
@@ -244,14 +251,24 @@ function names(prefix: string) {
  *   (memory_layer_stats). Memories are a sentence or two, where nearly every word occurs once,
  *   so this stands in for the token count without storing one.
  */
-function bm25Ctes(prefix: string, scope: LayerScope, where: Prisma.Sql): Prisma.Sql {
+function bm25Ctes(
+  prefix: string,
+  scope: LayerScope,
+  where: Prisma.Sql,
+  annMinRows: number,
+): Prisma.Sql {
   const t = names(prefix);
   return Prisma.sql`${t.stats} AS MATERIALIZED (${layerStats(scope)}),
   ${t.matches} AS MATERIALIZED (
     SELECT id, COALESCE(length(search_tsv), 0) AS len,
       ts_filter(setweight(search_tsv, 'A', query.lexemes), '{a}') AS hits
+    FROM ${candidates(where)}, query
+    WHERE mine.search_tsv @@ query.tsq AND (SELECT n FROM ${t.stats}) < ${annMinRows}
+    UNION ALL
+    SELECT id, COALESCE(length(search_tsv), 0) AS len,
+      ts_filter(setweight(search_tsv, 'A', query.lexemes), '{a}') AS hits
     FROM memories, query
-    WHERE ${where} AND search_tsv @@ query.tsq
+    WHERE ${where} AND search_tsv @@ query.tsq AND (SELECT n FROM ${t.stats}) >= ${annMinRows}
   ), ${t.layer} AS (
     SELECT GREATEST(s.n, m.rows) AS n,
       GREATEST(CASE WHEN s.n > 0 THEN s.total / s.n ELSE m.avglen END, 1) AS avgdl
@@ -296,7 +313,7 @@ export async function searchLayerLexical(
   const where = searchable(scope, query.model, query);
   const rows = await db.$queryRaw<(MemoryRow & { score: number })[]>`
     WITH query AS MATERIALIZED (${queryTerms(query.text)}),
-    ${bm25Ctes('l', scope, where)}
+    ${bm25Ctes('l', scope, where, DEFAULT_FUSION.annMinRows)}
     SELECT ${COLUMNS}, l_bm25.score FROM l_bm25 JOIN memories USING (id)
     ORDER BY l_bm25.score DESC, id
     LIMIT ${query.k} OFFSET ${query.offset ?? 0}`;
@@ -321,7 +338,6 @@ export async function searchLayerLexical(
 function nearestCtes(
   prefix: string,
   where: Prisma.Sql,
-  vec: string,
   maxDistance: number | null,
   depth: number,
   annMinRows: number,
@@ -329,20 +345,21 @@ function nearestCtes(
   const t = names(prefix);
   const near =
     maxDistance === null ? Prisma.empty : Prisma.sql`AND distance <= ${maxDistance}::float8`;
+  const v = Prisma.sql`(SELECT v FROM query)`;
   const annNear =
     maxDistance === null
       ? Prisma.empty
-      : Prisma.sql`AND embedding <=> ${vec}::vector <= ${maxDistance}::float8`;
+      : Prisma.sql`AND embedding <=> ${v} <= ${maxDistance}::float8`;
   return Prisma.sql`${t.near} AS (
     (SELECT id, distance FROM (
-        SELECT id, embedding <=> ${vec}::vector AS distance FROM ${candidates(where)}
+        SELECT id, embedding <=> ${v} AS distance FROM ${candidates(where)}
       ) AS exact
       WHERE (SELECT n FROM ${t.stats}) < ${annMinRows} ${near}
       ORDER BY distance, id LIMIT ${depth})
     UNION ALL
-    (SELECT id, embedding <=> ${vec}::vector AS distance FROM memories
+    (SELECT id, embedding <=> ${v} AS distance FROM memories
       WHERE ${where} AND (SELECT n FROM ${t.stats}) >= ${annMinRows} ${annNear}
-      ORDER BY embedding <=> ${vec}::vector LIMIT ${depth})
+      ORDER BY embedding <=> ${v} LIMIT ${depth})
   ), ${t.byMeaning} AS (
     SELECT id, row_number() OVER (ORDER BY distance, id) AS rank FROM ${t.near}
   )`;
@@ -362,7 +379,6 @@ function hybridCtes(
   prefix: string,
   layer: HybridLayerQuery,
   query: VectorQuery & { text: string },
-  vec: string,
   fusion: FusionSettings,
 ): Prisma.Sql {
   const t = names(prefix);
@@ -375,8 +391,8 @@ function hybridCtes(
   const best = (wv + wl) / (rrfK + 1);
   if (!(best > 0)) throw new Error('fusion weights must not both be 0');
   const offset = layer.offset ?? 0;
-  return Prisma.sql`${bm25Ctes(prefix, layer.scope, where)},
-  ${nearestCtes(prefix, where, vec, maxDistance, fusion.vectorDepth, fusion.annMinRows)},
+  return Prisma.sql`${bm25Ctes(prefix, layer.scope, where, fusion.annMinRows)},
+  ${nearestCtes(prefix, where, maxDistance, fusion.vectorDepth, fusion.annMinRows)},
   ${t.byWords} AS (
     SELECT id, rank() OVER (ORDER BY text_score DESC) AS rank,
       row_number() OVER (ORDER BY text_score DESC, meaning_rank, id) AS position
@@ -428,7 +444,7 @@ export async function searchLayersHybrid(
   const out: ScoredMemory[][] = layers.map(() => []);
   if (wanted.length === 0) return out;
   const vec = toVectorLiteral(query.embedding);
-  const parts = wanted.map(({ layer, i }) => hybridCtes(`h${i}`, layer, query, vec, fusion));
+  const parts = wanted.map(({ layer, i }) => hybridCtes(`h${i}`, layer, query, fusion));
   const hits = Prisma.join(
     wanted.map(
       ({ i }) =>
@@ -437,7 +453,7 @@ export async function searchLayersHybrid(
     ' UNION ALL ',
   );
   const rows = await db.$queryRaw<(MemoryRow & { layer: number; score: number })[]>`
-    WITH query AS MATERIALIZED (${queryTerms(query.text)}),
+    WITH query AS MATERIALIZED (${queryTerms(query.text, vec)}),
     ${Prisma.join(parts, ', ')}
     SELECT h.layer, ${COLUMNS}, h.score FROM (${hits}) AS h JOIN memories USING (id)
     ORDER BY h.layer, h.ord`;

@@ -131,3 +131,10 @@ SELECT "user_id", COALESCE("instance_id", '00000000-0000-0000-0000-000000000000'
   count(*), COALESCE(sum(length("search_tsv")), 0)
 FROM "memories" WHERE "superseded_by_id" IS NULL
 GROUP BY 1, 2;
+
+-- The lexical index without a pending list. With GIN's default `fastupdate`, new entries wait in
+-- an unsorted list (up to 4 MB) that every search scans in full until a vacuum merges it: a
+-- turn's word search then costs tens of milliseconds on a busy table. Memories are written
+-- rarely (extraction) and searched on every turn, so each insert pays to index at once.
+ALTER INDEX "memories_search_tsv_idx" SET (fastupdate = off);
+SELECT gin_clean_pending_list('memories_search_tsv_idx'::regclass);
