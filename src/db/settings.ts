@@ -1,9 +1,14 @@
 /**
  * Session settings every database connection gets before its first query (src/db/client.ts).
  *
- * They only matter to recall's approximate path (src/memory/store.ts): a layer large enough to
- * be ranked through its HNSW index. Session-level SET, because a single statement cannot set
- * them and a transaction around every recall would cost two more round trips per turn:
+ * - `jit = off`: a turn's recall is one statement over both layers whose estimated cost
+ *   (inflated by the never-run branch of each layer's exact-or-index switch and by pgvector's
+ *   HNSW estimates) passes `jit_above_cost`; compiling it then costs ~0.5 s for a statement
+ *   that runs in milliseconds. Nothing this server runs is long enough for JIT to pay.
+ *
+ * The others only matter to recall's approximate path (src/memory/store.ts): a layer large
+ * enough to be ranked through its HNSW index. Session-level, because a single statement cannot
+ * set them and a transaction around every recall would cost two more round trips per turn:
  * - `hnsw.iterative_scan = relaxed_order` (pgvector ≥ 0.8): the index is shared by every user's
  *   layer and filtered to one user after the scan; without iterative scans a filtered scan stops
  *   after `ef_search` candidates and can return fewer rows than asked.
@@ -29,6 +34,7 @@ function settingsOf(settings: SessionSettings): [string, string][] {
     throw new Error(`hnsw ef_search must be an integer in 1..1000, got ${ef}`);
   }
   return [
+    ['jit', 'off'],
     ['hnsw.iterative_scan', 'relaxed_order'],
     ['hnsw.ef_search', String(ef)],
   ];
