@@ -55,7 +55,7 @@ const RELATIONSHIP_K = 8;
  * `, id` tie-breaker — `ORDER BY embedding <=> $v LIMIT k` straight on `memories`, the form
  * pgvector's HNSW index can serve (on PostgreSQL 15 a second sort key already prevents it).
  */
-type QueryForm = 'project' | 'project-exact' | 'vector' | 'no-tiebreak';
+type QueryForm = 'project' | 'project-exact' | 'per-layer' | 'vector' | 'no-tiebreak';
 
 /** The turn's fusion with every layer ranked exactly (no index path): the reference for it. */
 const EXACT_FUSION = { ...DEFAULT_FUSION, annMinRows: Number.MAX_SAFE_INTEGER };
@@ -83,6 +83,13 @@ const STRATEGIES: Strategy[] = [
     name: 'exact-hybrid',
     query: 'project-exact',
     description: 'the hybrid turn with every layer ranked exactly (RECALL_ANN_MIN_ROWS = ∞)',
+    settings: {},
+  },
+  {
+    name: 'per-layer',
+    query: 'per-layer',
+    description:
+      'the hybrid ranking as one statement per layer, both at once (two connections), instead of one statement for both',
     settings: {},
   },
   {
@@ -231,6 +238,24 @@ function recallFunction(db: Database, form: QueryForm): RecallFn {
       };
     };
   }
+  if (form === 'per-layer') {
+    return async (q) => {
+      const query = { embedding: q.vector, model: BENCH_MODEL, text: q.text, minScore: -1 };
+      const [profile, relationship] = await Promise.all([
+        searchLayerHybrid(
+          db.prisma,
+          { userId: q.user.userId, instanceId: null },
+          { ...query, k: PROFILE_K },
+          DEFAULT_FUSION,
+        ),
+        searchLayerHybrid(db.prisma, q.user, { ...query, k: RELATIONSHIP_K }, DEFAULT_FUSION),
+      ]);
+      return {
+        profile: profile.map((r) => r.memory.id),
+        relationship: relationship.map((r) => r.memory.id),
+      };
+    };
+  }
   if (form === 'no-tiebreak') {
     return async (q) => {
       const [profile, relationship] = await Promise.all([
@@ -344,7 +369,7 @@ async function planFor(
   );
   const scope = { userId: user.userId, instanceId: layer === 'profile' ? null : user.instanceId };
   const k = layer === 'profile' ? PROFILE_K : RELATIONSHIP_K;
-  if (form === 'project' || form === 'project-exact') {
+  if (form === 'project' || form === 'project-exact' || form === 'per-layer') {
     await searchLayerHybrid(
       bench.db.prisma,
       scope,

@@ -223,8 +223,6 @@ function names(prefix: string) {
     stats: id('stats'),
     matches: id('matches'),
     layer: id('layer'),
-    postings: id('postings'),
-    idf: id('idf'),
     bm25: id('bm25'),
     near: id('near'),
     byMeaning: id('by_meaning'),
@@ -275,19 +273,16 @@ function bm25Ctes(
     FROM ${t.stats} AS s,
       (SELECT count(*)::float8 AS rows, COALESCE(avg(len), 1)::float8 AS avglen
         FROM ${t.matches}) AS m
-  ), ${t.postings} AS MATERIALIZED (
-    SELECT m.id, m.len::float8 AS len, p.lexeme,
-      COALESCE(cardinality(p.positions), 1)::float8 AS tf
-    FROM ${t.matches} AS m CROSS JOIN LATERAL unnest(m.hits) AS p
-  ), ${t.idf} AS (
-    SELECT lexeme, ln(1 + (l.n - count(*) + 0.5) / (count(*) + 0.5)) AS idf
-    FROM ${t.postings}, ${t.layer} AS l GROUP BY lexeme, l.n
   ), ${t.bm25} AS (
     SELECT id, sum(
-      i.idf * tf * ${BM25_K1 + 1}::float8
+      ln(1 + (l.n - df + 0.5) / (df + 0.5)) * tf * ${BM25_K1 + 1}::float8
         / (tf + ${BM25_K1}::float8 * (1 - ${BM25_B}::float8 + ${BM25_B}::float8 * len / l.avgdl))
     ) AS score
-    FROM ${t.postings} JOIN ${t.idf} AS i USING (lexeme), ${t.layer} AS l
+    FROM (
+      SELECT m.id, m.len::float8 AS len, COALESCE(cardinality(p.positions), 1)::float8 AS tf,
+        count(*) OVER (PARTITION BY p.lexeme)::float8 AS df
+      FROM ${t.matches} AS m CROSS JOIN LATERAL unnest(m.hits) AS p
+    ) AS postings, ${t.layer} AS l
     GROUP BY id
   )`;
 }
