@@ -39,6 +39,7 @@ import {
 import { Metrics } from '../src/metrics.js';
 import { LocalEmbedder } from '../src/providers/embeddings/local.js';
 import type { Embedder } from '../src/providers/embeddings/types.js';
+import { MONTH_NAMES, WEEKDAY_NAMES } from '../src/time/zone.js';
 import { deadline, emitJson, log, machineInfo, round, summarize, table } from './lib/common.js';
 import { databaseUrlFrom, explain, openBenchDatabase } from './lib/db.js';
 
@@ -120,20 +121,6 @@ async function loadLocomo(file: string) {
   return parsed.data;
 }
 
-const MONTHS = [
-  'January',
-  'February',
-  'March',
-  'April',
-  'May',
-  'June',
-  'July',
-  'August',
-  'September',
-  'October',
-  'November',
-  'December',
-];
 
 /** LoCoMo's session time, "1:56 pm on 8 May, 2023", as a UTC instant; null if unreadable. */
 export function parseSessionDate(raw: unknown): Date | null {
@@ -142,7 +129,7 @@ export function parseSessionDate(raw: unknown): Date | null {
     raw.trim(),
   );
   if (!m) return null;
-  const month = MONTHS.findIndex((name) => name.toLowerCase() === (m[5] as string).toLowerCase());
+  const month = MONTH_NAMES.findIndex((name) => name.toLowerCase() === (m[5] as string).toLowerCase());
   if (month < 0) return null;
   const hour = (Number(m[1]) % 12) + ((m[3] as string).toLowerCase() === 'pm' ? 12 : 0);
   return new Date(Date.UTC(Number(m[6]), month, Number(m[4]), hour, Number(m[2])));
@@ -164,7 +151,6 @@ function turnsOf(conversation: Record<string, unknown>): DatedTurn[] {
     });
 }
 
-const WEEKDAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
 const SEASONS = ['winter', 'spring', 'summer', 'autumn'];
 
 /**
@@ -174,7 +160,7 @@ const SEASONS = ['winter', 'spring', 'summer', 'autumn'];
 function dateWords(date: Date | null): string {
   if (!date) return '';
   const season = SEASONS[Math.floor(((date.getUTCMonth() + 1) % 12) / 3)];
-  return `${MONTHS[date.getUTCMonth()]} ${date.getUTCFullYear()} ${WEEKDAYS[date.getUTCDay()]} ${season}`;
+  return `${MONTH_NAMES[date.getUTCMonth()]} ${date.getUTCFullYear()} ${WEEKDAY_NAMES[date.getUTCDay()]} ${season}`;
 }
 
 /** The memory text: speaker name, the turn, and the image caption when the turn shares one. */
