@@ -121,7 +121,6 @@ async function loadLocomo(file: string) {
   return parsed.data;
 }
 
-
 /** LoCoMo's session time, "1:56 pm on 8 May, 2023", as a UTC instant; null if unreadable. */
 export function parseSessionDate(raw: unknown): Date | null {
   if (typeof raw !== 'string') return null;
@@ -129,7 +128,9 @@ export function parseSessionDate(raw: unknown): Date | null {
     raw.trim(),
   );
   if (!m) return null;
-  const month = MONTH_NAMES.findIndex((name) => name.toLowerCase() === (m[5] as string).toLowerCase());
+  const month = MONTH_NAMES.findIndex(
+    (name) => name.toLowerCase() === (m[5] as string).toLowerCase(),
+  );
   if (month < 0) return null;
   const hour = (Number(m[1]) % 12) + ((m[3] as string).toLowerCase() === 'pm' ? 12 : 0);
   return new Date(Date.UTC(Number(m[6]), month, Number(m[4]), hour, Number(m[2])));
