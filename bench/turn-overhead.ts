@@ -168,6 +168,8 @@ async function main() {
       OPENROUTER_API_KEY: openrouter.apiKey,
       OPENROUTER_BASE_URL: openrouter.url,
       WORKER_ENABLED: 'false',
+      // Production refuses a public /metrics; the bench never scrapes it.
+      METRICS_TOKEN: 'bench-metrics-token-0123456789',
       // Overhead, not the per-user limiter.
       CHAT_TURNS_PER_MINUTE: '10000',
       CHAT_MAX_CONCURRENT_TURNS: '100',
