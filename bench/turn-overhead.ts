@@ -13,7 +13,7 @@
  *
  * Options: --seconds 15 --warmup 2 --concurrency 1,32 --memories 30 --count-turns 20
  *   --compiled (tsc -p tsconfig.build.json into bench/.build, run with plain node) --server-entry src/index.ts --json out.json
- *   --max-seconds 300
+ *   --max-seconds 300 --cpu-prof DIR (the server writes a V8 CPU profile there when it stops)
  */
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -116,13 +116,14 @@ async function main() {
       compiled: { type: 'boolean', default: false },
       json: { type: 'string' },
       'max-seconds': { type: 'string', default: '300' },
+      'cpu-prof': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
     process.stdout.write(
       'usage: tsx bench/turn-overhead.ts --database-url postgres://… [--seconds 15] [--warmup 2] [--concurrency 1,32]\n' +
-        '  [--memories 30] [--count-turns 20] [--compiled] [--server-entry src/index.ts] [--json out.json] [--max-seconds 300]\n',
+        '  [--memories 30] [--count-turns 20] [--compiled] [--server-entry src/index.ts] [--json out.json] [--max-seconds 300] [--cpu-prof DIR]\n',
     );
     return;
   }
@@ -277,7 +278,13 @@ async function main() {
       entry = built.entry;
     }
     log(`spawning the server (${entry}) and the bare graphql-yoga baseline`);
-    const app = await spawnServer(entry, serverEnv, 'health');
+    const profDir = values['cpu-prof'];
+    const app = await spawnServer(
+      entry,
+      serverEnv,
+      'health',
+      profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+    );
     cleanups.push(() => app.stop());
     const rssIdle = rssMiB(app.pid);
     const bare = await spawnServer('bench/lib/bare-yoga.ts', {}, 'stdout');
