@@ -21,6 +21,7 @@ import { createApp } from '../src/app.js';
 import { createVerifier, mintToken } from '../src/auth/tokens.js';
 import { createServices, graphqlLimitsFrom } from '../src/composition.js';
 import { openDatabase } from '../src/db/client.js';
+import { rawQueryOf } from '../src/db/raw.js';
 import { parseEnv } from '../src/env.js';
 import { PostgresRateStore } from '../src/limits-store.js';
 import { silentLogger } from '../src/logger.js';
@@ -245,8 +246,8 @@ async function main() {
     );
     const replayStatements = bench.tap.count;
     // The shared turn limit alone: the one statement it adds to a turn, timed in isolation
-    // (sequential, c=1), with this process's CPU per call (Prisma's raw query path + pg).
-    const store = new PostgresRateStore(inDb.prisma);
+    // (sequential, c=1), with this process's CPU per call (on the driver, as the server runs it).
+    const store = new PostgresRateStore(rawQueryOf(inDb.driver));
     const limiterUsers = Array.from({ length: 32 }, () => randomUUID());
     for (const u of limiterUsers) await store.take(u, 'turns', 10_000);
     bench.tap.reset();

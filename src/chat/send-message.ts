@@ -11,8 +11,8 @@ import type { ChatCompletion, ChatRequest } from '../providers/llm/types.js';
 import type { Services } from '../services.js';
 import { zoneOrUtc } from '../time/zone.js';
 import { buildPrompt, timeNote } from './prompt.js';
-import { offlineTimeContext, type TurnTime } from './turn-time.js';
 import { type OpenedTurn, openTurn, storeReply } from './turn-store.js';
+import { offlineTimeContext, type TurnTime } from './turn-time.js';
 
 export interface SendMessageInput {
   userId: string;
@@ -93,7 +93,7 @@ async function runTurn(
   let opened: OpenedTurn = { kind: 'raced' };
   // A second attempt only after losing a race with a concurrent retry: it reads what that stored.
   for (let attempt = 0; attempt < 2 && opened.kind === 'raced'; attempt++) {
-    opened = await openTurn(s.prisma, {
+    opened = await openTurn(s.sql, {
       userId: input.userId,
       sessionId: input.sessionId,
       content,
@@ -173,7 +173,7 @@ async function runTurn(
 
   // Stored on the reply (with what was recalled, so a retried request returns the very same
   // turn), the follow-up marked asked and the extraction job enqueued: one statement.
-  const reply = await storeReply(s.prisma, {
+  const reply = await storeReply(s.sql, {
     sessionId: input.sessionId,
     userId: input.userId,
     instanceId: session.instanceId,

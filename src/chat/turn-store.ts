@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Message, Prisma } from '@prisma/client';
 import { z } from 'zod';
+import type { RawQuery } from '../db/raw.js';
 import { enqueueStatement } from '../jobs/queue.js';
 import { EXTRACT_MEMORIES } from '../memory/extract-job.js';
 import {
@@ -10,7 +11,6 @@ import {
   markAskedStatement,
 } from '../memory/follow-ups.js';
 import type { StoredRecall } from '../memory/recall.js';
-import type { Db } from '../memory/store.js';
 
 /**
  * The chat turn's database work in two statements (DESIGN.md "The chat turn"): `openTurn`
@@ -19,9 +19,10 @@ import type { Db } from '../memory/store.js';
  *
  * Why hand-written SQL instead of Prisma's model API: the same work through Prisma took 18
  * round trips (relations are separate SELECTs, every create a BEGIN … COMMIT of its own, the
- * reply's interactive transaction two more) and most of a turn's server CPU in the query
+ * reply's interactive transaction two more) and much of a turn's server CPU in its query
  * compiler. Each statement here is one parameterised tagged template with data-modifying CTEs,
- * so it is atomic on its own, and its one result row is checked with zod before use.
+ * so it is atomic on its own; it runs on the driver directly (src/db/raw.ts says why) and its
+ * one result row is checked with zod before use.
  */
 
 /** A messages row as JSON, in Prisma's `Message` shape (timestamps arrive as ISO strings). */
@@ -138,9 +139,9 @@ export type OpenedTurn =
  *     this persona may raise (src/memory/follow-ups.ts dueFollowUp).
  * Every part reads the statement's one snapshot, which does not contain the row it inserts.
  */
-export async function openTurn(db: Db, t: OpenTurnInput): Promise<OpenedTurn> {
+export async function openTurn(query: RawQuery, t: OpenTurnInput): Promise<OpenedTurn> {
   const now = Prisma.sql`${t.now}::timestamptz`;
-  const rows = await db.$queryRaw<unknown[]>`
+  const rows = await query(Prisma.sql`
     WITH s AS (
       SELECT cs.id, cs.instance_id, u.time_zone, p.name, p.system_prompt, p.traits
       FROM chat_sessions cs
@@ -199,7 +200,7 @@ export async function openTurn(db: Db, t: OpenTurnInput): Promise<OpenedTurn> {
         ORDER BY h.created_at, h.id) FROM history h) AS history,
       (SELECT created_at FROM last_talk) AS "lastTalkAt",
       (SELECT json_build_object('id', id, 'memoryId', memory_id, 'content', content,
-        'occurredAt', occurred_at, 'dueAt', due_at) FROM follow_up) AS "followUp"`;
+        'occurredAt', occurred_at, 'dueAt', due_at) FROM follow_up) AS "followUp"`);
   const row = OpenTurnRow.parse(rows[0]);
   if (!row.session) return { kind: 'no-session' };
   let userMessage: Message;
@@ -255,7 +256,7 @@ export interface NewReply {
  * was stored, like the job and the follow-up mark below.
  */
 export async function storeReply(
-  db: Db,
+  query: RawQuery,
   r: NewReply,
   extra: readonly Prisma.Sql[] = [],
 ): Promise<Message | null> {
@@ -285,7 +286,7 @@ export async function storeReply(
       : []),
     ...extra,
   ];
-  const rows = await db.$queryRaw<unknown[]>`
+  const rows = await query(Prisma.sql`
     WITH reply AS (
       INSERT INTO messages (id, session_id, user_id, role, content, reply_to_id, model,
         prompt_tokens, completion_tokens, recall, created_at)
@@ -296,7 +297,7 @@ export async function storeReply(
       RETURNING *
     ),
     ${Prisma.join(steps, ',\n    ')}
-    SELECT ${messageJson(Prisma.sql`reply`)} AS reply FROM reply`;
+    SELECT ${messageJson(Prisma.sql`reply`)} AS reply FROM reply`);
   if (rows.length === 0) return null;
   return z.object({ reply: MessageRow }).parse(rows[0]).reply;
 }
