@@ -136,7 +136,7 @@ export type OpenedTurn =
  *   - the history window before the user message (for a retry after a failed model call, the
  *     messages up to the stored one, which is reused);
  *   - the user's previous message to this persona (any session) and the oldest due follow-up
- *     this persona may raise (src/memory/follow-ups.ts dueFollowUp).
+ *     this persona may raise (src/memory/follow-ups.ts dueFollowUpSelect).
  * Every part reads the statement's one snapshot, which does not contain the row it inserts.
  */
 export async function openTurn(query: RawQuery, t: OpenTurnInput): Promise<OpenedTurn> {
