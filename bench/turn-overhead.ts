@@ -575,7 +575,7 @@ async function main() {
         })),
         sqlStatementsPerTurn: {
           method:
-            'pg.Client#query calls (the pg driver, under Prisma's adapter-pg or called directly by src/db/raw.ts), in-process app with the same configuration',
+            'pg.Client#query calls (the pg driver, under Prisma adapter-pg or called directly by src/db/raw.ts), in-process app with the same configuration',
           steadyMean: round(steady.mean, 2),
           perTurn,
           firstTurnOfSession: perTurn[0],
