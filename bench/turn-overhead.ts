@@ -13,7 +13,7 @@
  *
  * Options: --seconds 15 --warmup 2 --concurrency 1,32 --memories 30 --count-turns 20
  *   --compiled (tsc -p tsconfig.build.json into bench/.build, run with plain node) --server-entry src/index.ts --json out.json
- *   --max-seconds 300
+ *   --max-seconds 300 --cpu-prof DIR (the server writes a V8 CPU profile there when it stops)
  */
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -21,6 +21,7 @@ import { createApp } from '../src/app.js';
 import { createVerifier, mintToken } from '../src/auth/tokens.js';
 import { createServices, graphqlLimitsFrom } from '../src/composition.js';
 import { openDatabase } from '../src/db/client.js';
+import { rawQueryOf } from '../src/db/raw.js';
 import { parseEnv } from '../src/env.js';
 import { PostgresRateStore } from '../src/limits-store.js';
 import { silentLogger } from '../src/logger.js';
@@ -116,13 +117,14 @@ async function main() {
       compiled: { type: 'boolean', default: false },
       json: { type: 'string' },
       'max-seconds': { type: 'string', default: '300' },
+      'cpu-prof': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
     process.stdout.write(
       'usage: tsx bench/turn-overhead.ts --database-url postgres://… [--seconds 15] [--warmup 2] [--concurrency 1,32]\n' +
-        '  [--memories 30] [--count-turns 20] [--compiled] [--server-entry src/index.ts] [--json out.json] [--max-seconds 300]\n',
+        '  [--memories 30] [--count-turns 20] [--compiled] [--server-entry src/index.ts] [--json out.json] [--max-seconds 300] [--cpu-prof DIR]\n',
     );
     return;
   }
@@ -168,6 +170,8 @@ async function main() {
       OPENROUTER_API_KEY: openrouter.apiKey,
       OPENROUTER_BASE_URL: openrouter.url,
       WORKER_ENABLED: 'false',
+      // Production refuses a public /metrics; the bench never scrapes it.
+      METRICS_TOKEN: 'bench-metrics-token-0123456789',
       // Overhead, not the per-user limiter.
       CHAT_TURNS_PER_MINUTE: '10000',
       CHAT_MAX_CONCURRENT_TURNS: '100',
@@ -242,8 +246,8 @@ async function main() {
     );
     const replayStatements = bench.tap.count;
     // The shared turn limit alone: the one statement it adds to a turn, timed in isolation
-    // (sequential, c=1), with this process's CPU per call (Prisma's raw query path + pg).
-    const store = new PostgresRateStore(inDb.prisma);
+    // (sequential, c=1), with this process's CPU per call (on the driver, as the server runs it).
+    const store = new PostgresRateStore(rawQueryOf(inDb.driver));
     const limiterUsers = Array.from({ length: 32 }, () => randomUUID());
     for (const u of limiterUsers) await store.take(u, 'turns', 10_000);
     bench.tap.reset();
@@ -275,7 +279,13 @@ async function main() {
       entry = built.entry;
     }
     log(`spawning the server (${entry}) and the bare graphql-yoga baseline`);
-    const app = await spawnServer(entry, serverEnv, 'health');
+    const profDir = values['cpu-prof'];
+    const app = await spawnServer(
+      entry,
+      serverEnv,
+      'health',
+      profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+    );
     cleanups.push(() => app.stop());
     const rssIdle = rssMiB(app.pid);
     const bare = await spawnServer('bench/lib/bare-yoga.ts', {}, 'stdout');
@@ -565,7 +575,7 @@ async function main() {
         })),
         sqlStatementsPerTurn: {
           method:
-            'pg.Client#query calls (the pg driver under Prisma adapter-pg), in-process app with the same configuration',
+            'pg.Client#query calls (the pg driver, under Prisma adapter-pg or called directly by src/db/raw.ts), in-process app with the same configuration',
           steadyMean: round(steady.mean, 2),
           perTurn,
           firstTurnOfSession: perTurn[0],

@@ -2,6 +2,7 @@ import { DEV_USER_ID, loadDevSecret } from './auth/dev.js';
 import { type AuthConfig, mintToken } from './auth/tokens.js';
 import { RunningTurns } from './chat/running-turns.js';
 import { type Database, openDatabase } from './db/client.js';
+import { rawQueryOf } from './db/raw.js';
 import { type Env, parseServiceKeys } from './env.js';
 import type { GraphQLLimits } from './graphql/armor.js';
 import { pruneTables } from './jobs/prune.js';
@@ -113,13 +114,14 @@ export function createServices(
 ): Services & { setWake(fn: () => void): void } {
   let wake = () => {};
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? false });
+  const sql = rawQueryOf(db.driver);
   metrics.registerQueueGauges(() => queueDepth(db.prisma));
   const limits = new UserLimits({
     turnsPerMinute: env.CHAT_TURNS_PER_MINUTE,
     startsPerMinute: env.CHAT_STARTS_PER_MINUTE,
     embedsPerMinute: env.MEMORY_EMBEDS_PER_MINUTE,
     maxConcurrentTurns: env.CHAT_MAX_CONCURRENT_TURNS,
-    store: new PostgresRateStore(db.prisma),
+    store: new PostgresRateStore(sql),
     onLimited: (limit) => metrics.rateLimited.inc({ limit }),
   });
   metrics.registerLimitGauges(() => limits.stats());
@@ -128,6 +130,7 @@ export function createServices(
   }
   return {
     prisma: db.prisma,
+    sql,
     embedder: instrumentEmbedder(providers.embedder, metrics),
     chat: instrumentChat(providers.chat, metrics),
     extractor: instrumentExtractor(providers.extractor, metrics),

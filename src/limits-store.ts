@@ -1,4 +1,5 @@
-import type { PrismaClient } from '@prisma/client';
+import { Prisma, type PrismaClient } from '@prisma/client';
+import { type RawQuery, rawQueryViaPrisma } from './db/raw.js';
 
 /** The per-user limits whose state is shared across processes. */
 export type LimitKind = 'turns' | 'starts' | 'embeds';
@@ -26,11 +27,16 @@ const FULL_AFTER_SECONDS = 61;
  * rate. Why not Redis: this project's point is one Postgres and nothing else.
  */
 export class PostgresRateStore implements RateStore {
-  constructor(private readonly prisma: PrismaClient) {}
+  readonly #query: RawQuery;
+
+  /** On a RawQuery (the server: one statement per turn, without Prisma's engine) or a client. */
+  constructor(db: RawQuery | PrismaClient) {
+    this.#query = typeof db === 'function' ? db : rawQueryViaPrisma(db);
+  }
 
   async take(userId: string, kind: LimitKind, perMinute: number): Promise<number> {
     const perSecond = perMinute / 60;
-    const [row] = await this.prisma.$queryRaw<{ admitted: boolean; tokens: number }[]>`
+    const [row] = (await this.#query(Prisma.sql`
       INSERT INTO rate_limits AS r (user_id, kind, tokens, admitted, updated_at)
       VALUES (${userId}::uuid, ${kind}, ${perMinute - 1}::float8, true, now())
       ON CONFLICT (user_id, kind) DO UPDATE SET
@@ -45,7 +51,7 @@ export class PostgresRateStore implements RateStore {
         admitted = LEAST(${perMinute}::float8, r.tokens
           + GREATEST(0, EXTRACT(EPOCH FROM now() - r.updated_at)::float8) * ${perSecond}::float8) >= 1,
         updated_at = GREATEST(r.updated_at, now())
-      RETURNING admitted, tokens`;
+      RETURNING admitted, tokens`)) as ({ admitted: boolean; tokens: number } | undefined)[];
     if (!row || row.admitted) return 0;
     return Math.ceil(((1 - Number(row.tokens)) / perSecond) * 1000);
   }

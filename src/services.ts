@@ -1,5 +1,6 @@
 import type { PrismaClient } from '@prisma/client';
 import type { RunningTurns } from './chat/running-turns.js';
+import type { RawQuery } from './db/raw.js';
 import type { UserLimits } from './limits.js';
 import type { Logger } from './logger.js';
 import type { MemoryEvents } from './memory/events.js';
@@ -31,6 +32,8 @@ export interface TurnConfig {
 /** What domain code needs from the outside world, passed explicitly (no globals). */
 export interface Services {
   prisma: PrismaClient;
+  /** The same database without Prisma's engine, for the chat turn's hot statements (db/raw.ts). */
+  sql: RawQuery;
   embedder: Embedder;
   chat: ChatModel;
   extractor: MemoryExtractor;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { PGlite } from '@electric-sql/pglite';
-import { encodeGlobalID } from '@pothos/plugin-relay';
+import { decodeGlobalID, encodeGlobalID } from '@pothos/plugin-relay';
 import type { PrismaClient } from '@prisma/client';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -264,5 +264,50 @@ describe('nested pages read only their rows', () => {
     const after = await measure(SESSIONS, ten.token);
     expect(after.statements).toBe(before.statements);
     expect(after.rows).toBe(before.rows);
+  });
+});
+
+describe('a chat turn', () => {
+  const send = (sessionId: string, clientMessageId: string) => /* GraphQL */ `mutation {
+    sendMessage(input: { sessionId: "${encodeGlobalID('ChatSession', sessionId)}",
+      content: "I adopted a kitten called Miso", clientMessageId: "${clientMessageId}" }) {
+      userMessage { id content } reply { id content }
+      recalled { profile { score } relationship { score } }
+    }
+  }`;
+  const counted = async (query: string, token: string) => {
+    counts.operations = 0;
+    counts.statements = 0;
+    counts.rows = 0;
+    const res = await gql(query, token);
+    return { statements: counts.statements, data: dataOf(res) };
+  };
+
+  it('a new turn costs at most 5 statements, its replay 3; all of it is stored', async () => {
+    const [sessionId] = (await sessionIds(one.id)) as [string];
+    await counted(send(sessionId, 'turn-warm'), one.token);
+    const turn = await counted(send(sessionId, 'turn-counted'), one.token);
+    const replay = await counted(send(sessionId, 'turn-counted'), one.token);
+    console.info(`new turn: ${turn.statements} SQL; replay: ${replay.statements} SQL`);
+    // The shared rate limit, the opening statement (session, persona, idempotency, history,
+    // time), recall (one statement per layer until both layers share one), the reply with its
+    // follow-up mark and extraction job.
+    expect(turn.statements).toBeLessThanOrEqual(5);
+    // The rate limit, the opening statement (finds the answered turn), the recalled memories.
+    expect(replay.statements).toBeLessThanOrEqual(3);
+    expect(replay.data).toEqual(turn.data);
+
+    const { sendMessage } = turn.data as { sendMessage: { reply: { id: string } } };
+    const replyId = decodeGlobalID(sendMessage.reply.id).id;
+    const reply = await t.services.prisma.message.findUniqueOrThrow({ where: { id: replyId } });
+    expect(reply.role).toBe('ASSISTANT');
+    expect(reply.recall).toEqual(
+      expect.objectContaining({ profile: expect.any(Array), relationship: expect.any(Array) }),
+    );
+    const job = await t.services.prisma.job.findUniqueOrThrow({
+      where: { dedupeKey: `extract:${replyId}` },
+    });
+    expect(job.payload).toEqual({ replyId });
+    expect(job.userId).toBe(one.id);
   });
 });

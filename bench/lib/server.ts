@@ -48,11 +48,13 @@ export async function spawnServer(
   entry: string,
   env: Record<string, string>,
   ready: 'health' | 'stdout',
+  /** Extra node flags, e.g. --cpu-prof (not allowed in NODE_OPTIONS). */
+  nodeArgs: readonly string[] = [],
 ): Promise<Spawned> {
   const port = await freePort();
   const spawnedAt = performance.now();
   // TypeScript entries run through tsx (as `npm start` does); compiled .js entries run plainly.
-  const args = entry.endsWith('.ts') ? ['--import', 'tsx', entry] : [entry];
+  const args = [...nodeArgs, ...(entry.endsWith('.ts') ? ['--import', 'tsx', entry] : [entry])];
   const child = spawn(process.execPath, args, {
     env: {
       PATH: process.env.PATH ?? '',

@@ -1,8 +1,5 @@
-import { type Message, Prisma } from '@prisma/client';
+import type { Message } from '@prisma/client';
 import { AppError, badInput, conflict, notFound } from '../errors.js';
-import { enqueue } from '../jobs/queue.js';
-import { EXTRACT_MEMORIES } from '../memory/extract-job.js';
-import { markAsked } from '../memory/follow-ups.js';
 import {
   readStoredRecall,
   recallForTurn,
@@ -14,7 +11,8 @@ import type { ChatCompletion, ChatRequest } from '../providers/llm/types.js';
 import type { Services } from '../services.js';
 import { zoneOrUtc } from '../time/zone.js';
 import { buildPrompt, timeNote } from './prompt.js';
-import { loadTurnTime, offlineTimeContext } from './turn-time.js';
+import { type OpenedTurn, openTurn, storeReply } from './turn-store.js';
+import { offlineTimeContext, type TurnTime } from './turn-time.js';
 
 export interface SendMessageInput {
   userId: string;
@@ -39,14 +37,10 @@ const CLIENT_ID = /^[\w.:-]{1,128}$/;
 /** How long a re-send waits for the same turn still running here before it is told to retry. */
 const JOIN_TIMEOUT_MS = 30_000;
 
-function isUniqueViolation(err: unknown): boolean {
-  return err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002';
-}
-
 /**
  * One chat turn (DESIGN.md "The chat turn"). Idempotent on (user, clientMessageId): a retry
  * returns the stored turn; a retry after a failed LLM call reuses the stored user message.
- * Memory extraction is enqueued in the reply's transaction and never awaited here.
+ * Memory extraction is enqueued in the statement storing the reply and never awaited here.
  */
 export async function sendMessage(
   s: Services,
@@ -95,38 +89,35 @@ async function runTurn(
   content: string,
   options: TurnOptions,
 ): Promise<Turn> {
-  const session = await s.prisma.chatSession.findUnique({
-    where: { id: input.sessionId },
-    include: { instance: { include: { persona: true } }, user: { select: { timeZone: true } } },
-  });
-  if (!session || session.userId !== input.userId) throw notFound('Chat session');
-  const timeZone = zoneOrUtc(session.user.timeZone);
-
-  const userMessage = await persistUserMessage(s, input, content);
-  if ('reply' in userMessage && userMessage.reply) {
-    return replay(s, userMessage, userMessage.reply);
-  }
-
-  const { persona } = session.instance;
   const now = s.now();
-  const time = await loadTurnTime(
-    s.prisma,
-    { userId: input.userId, instanceId: session.instanceId },
-    userMessage,
-    now,
-  );
-  const history = await s.prisma.message.findMany({
-    where: {
-      sessionId: session.id,
-      createdAt: { lte: userMessage.createdAt },
-      NOT: { id: userMessage.id },
-    },
-    orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-    take: s.config.historyWindow,
-    select: { role: true, content: true },
-  });
+  let opened: OpenedTurn = { kind: 'raced' };
+  // A second attempt only after losing a race with a concurrent retry: it reads what that stored.
+  for (let attempt = 0; attempt < 2 && opened.kind === 'raced'; attempt++) {
+    opened = await openTurn(s.sql, {
+      userId: input.userId,
+      sessionId: input.sessionId,
+      content,
+      clientMessageId: input.clientMessageId,
+      now: attempt === 0 ? now : s.now(),
+      historyWindow: s.config.historyWindow,
+    });
+  }
+  if (opened.kind === 'no-session') throw notFound('Chat session');
+  if (opened.kind === 'conflict') {
+    throw conflict('clientMessageId was already used for a different message.');
+  }
+  if (opened.kind === 'raced') {
+    throw conflict('clientMessageId is being used by a concurrent request.');
+  }
+  if (opened.kind === 'answered') return replay(s, opened.userMessage, opened.reply);
+  const turn = opened;
+  const { session, userMessage, history } = turn;
+  const timeZone = zoneOrUtc(session.timeZone);
+  const { persona } = session;
+  const time: TurnTime = { lastTalkAt: turn.lastTalkAt, followUp: turn.followUp };
+
   // Recall for the conversation: the message and the persona's reply it answers.
-  const previousReply = history.find((m) => m.role === 'ASSISTANT')?.content ?? null;
+  const previousReply = history.findLast((m) => m.role === 'ASSISTANT')?.content ?? null;
   const recalled = await recallForTurn(
     { db: s.prisma, embedder: s.embedder, logger: s.logger, metrics: s.metrics },
     { userId: input.userId, instanceId: session.instanceId },
@@ -142,7 +133,7 @@ async function runTurn(
     persona,
     profile: recalled.profile,
     relationship: recalled.relationship,
-    history: history.reverse(),
+    history,
     userMessage: content,
     now,
     timeZone,
@@ -172,7 +163,7 @@ async function runTurn(
       ? await s.chat.stream(request, options.onDelta)
       : await s.chat.complete(request);
   } catch (err) {
-    s.logger.error({ err, sessionId: session.id }, 'chat model failed');
+    s.logger.error({ err, sessionId: input.sessionId }, 'chat model failed');
     throw new AppError(
       'SERVICE_UNAVAILABLE',
       'The companion could not answer right now. Retry with the same clientMessageId.',
@@ -180,90 +171,36 @@ async function runTurn(
     );
   }
 
-  // Stored on the reply, so a retried request returns the very same turn.
-  const stored = toStoredRecall(recalled);
-  try {
-    const reply = await s.prisma.$transaction(async (tx) => {
-      const created = await tx.message.create({
-        data: {
-          sessionId: session.id,
-          userId: input.userId,
-          role: 'ASSISTANT',
-          content: completion.content,
-          replyToId: userMessage.id,
-          model: completion.model,
-          promptTokens: completion.promptTokens,
-          completionTokens: completion.completionTokens,
-          recall: stored,
-          createdAt: s.now(),
-        },
-      });
-      if (time.followUp) {
-        await markAsked(tx, {
-          id: time.followUp.id,
-          instanceId: session.instanceId,
-          replyId: created.id,
-          now,
-        });
-      }
-      await enqueue(tx, {
-        kind: EXTRACT_MEMORIES,
-        dedupeKey: `extract:${created.id}`,
-        payload: { replyId: created.id },
-        userId: input.userId,
-        maxAttempts: s.config.jobMaxAttempts,
-      });
-      return created;
-    });
-    s.wakeWorker();
-    return {
-      userMessage,
-      reply,
-      recalled: { profile: recalled.profile, relationship: recalled.relationship },
-    };
-  } catch (err) {
+  // Stored on the reply (with what was recalled, so a retried request returns the very same
+  // turn), the follow-up marked asked and the extraction job enqueued: one statement.
+  const reply = await storeReply(s.sql, {
+    sessionId: input.sessionId,
+    userId: input.userId,
+    instanceId: session.instanceId,
+    replyToId: userMessage.id,
+    content: completion.content,
+    model: completion.model,
+    promptTokens: completion.promptTokens,
+    completionTokens: completion.completionTokens,
+    recall: toStoredRecall(recalled),
+    createdAt: s.now(),
+    followUpId: time.followUp?.id ?? null,
+    now,
+    jobMaxAttempts: s.config.jobMaxAttempts,
+  });
+  if (!reply) {
     // A concurrent retry of the same turn won the race: answer with its reply.
-    if (!isUniqueViolation(err)) throw err;
-    const reply = await s.prisma.message.findUniqueOrThrow({
+    const won = await s.prisma.message.findUniqueOrThrow({
       where: { replyToId: userMessage.id },
     });
-    return replay(s, userMessage, reply);
+    return replay(s, userMessage, won);
   }
-}
-
-async function persistUserMessage(
-  s: Services,
-  input: SendMessageInput,
-  content: string,
-): Promise<Message & { reply?: Message | null }> {
-  const key = {
-    userId_clientMessageId: { userId: input.userId, clientMessageId: input.clientMessageId },
+  s.wakeWorker();
+  return {
+    userMessage,
+    reply,
+    recalled: { profile: recalled.profile, relationship: recalled.relationship },
   };
-  for (let attempt = 0; attempt < 2; attempt++) {
-    const existing = await s.prisma.message.findUnique({ where: key, include: { reply: true } });
-    if (existing) {
-      if (existing.sessionId !== input.sessionId || existing.content !== content) {
-        throw conflict('clientMessageId was already used for a different message.');
-      }
-      return existing;
-    }
-    try {
-      return await s.prisma.message.create({
-        data: {
-          sessionId: input.sessionId,
-          userId: input.userId,
-          role: 'USER',
-          content,
-          clientMessageId: input.clientMessageId,
-          createdAt: s.now(),
-        },
-      });
-    } catch (err) {
-      if (!isUniqueViolation(err)) throw err;
-      // Lost a race with a concurrent retry: read what it stored.
-    }
-  }
-  throw conflict('clientMessageId is being used by a concurrent request.');
 }
 
 async function replay(s: Services, userMessage: Message, reply: Message): Promise<Turn> {

@@ -1,40 +1,15 @@
-import { type DueFollowUp, dueFollowUp, expireFollowUps } from '../memory/follow-ups.js';
-import type { Db } from '../memory/store.js';
+import type { DueFollowUp } from '../memory/follow-ups.js';
 import { daysBetween, localDateOf, shortDate } from '../time/zone.js';
 
-/** What a turn knows about time beyond "now": the last talk and a follow-up to raise. */
+/**
+ * What a turn knows about time beyond "now": the last talk and a follow-up to raise. Read in
+ * the turn's opening statement (src/chat/turn-store.ts openTurn).
+ */
 export interface TurnTime {
   /** The user's previous message to this persona (any session); null for a first talk. */
   lastTalkAt: Date | null;
   /** At most one due thread this persona may ask about. */
   followUp: DueFollowUp | null;
-}
-
-/**
- * Runs beside recall in a turn. Writes only to persist expiry of the user's threads (a turn is
- * a mutation); the pick itself already ignores expired ones.
- */
-export async function loadTurnTime(
-  db: Db,
-  scope: { userId: string; instanceId: string },
-  userMessage: { createdAt: Date },
-  now: Date,
-): Promise<TurnTime> {
-  await expireFollowUps(db, scope.userId, now);
-  const [last, followUp] = await Promise.all([
-    db.message.findFirst({
-      where: {
-        userId: scope.userId,
-        role: 'USER',
-        session: { instanceId: scope.instanceId },
-        createdAt: { lt: userMessage.createdAt },
-      },
-      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-      select: { createdAt: true },
-    }),
-    dueFollowUp(db, scope, now),
-  ]);
-  return { lastTalkAt: last?.createdAt ?? null, followUp };
 }
 
 /**

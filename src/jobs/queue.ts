@@ -33,10 +33,20 @@ export interface NewJob {
 
 /** Idempotent on dedupeKey: enqueueing the same work twice keeps one job. */
 export async function enqueue(db: Db, job: NewJob): Promise<void> {
-  await db.$executeRaw`
+  await db.$executeRaw(enqueueStatement(job));
+}
+
+/**
+ * The INSERT of `enqueue` as a fragment, for a caller that enqueues inside a larger statement
+ * (the chat turn stores its reply and enqueues its extraction in one round trip, as a CTE).
+ * `when`: a condition (SQL) the job is enqueued under, e.g. that the row it is about was stored.
+ */
+export function enqueueStatement(job: NewJob, when: Prisma.Sql = Prisma.sql`true`): Prisma.Sql {
+  return Prisma.sql`
     INSERT INTO jobs (id, kind, dedupe_key, payload, max_attempts, user_id, updated_at)
-    VALUES (${randomUUID()}::uuid, ${job.kind}, ${job.dedupeKey}, ${JSON.stringify(job.payload)}::jsonb,
-      ${job.maxAttempts}, ${job.userId ?? null}::uuid, now())
+    SELECT ${randomUUID()}::uuid, ${job.kind}, ${job.dedupeKey}, ${JSON.stringify(job.payload)}::jsonb,
+      ${job.maxAttempts}::int, ${job.userId ?? null}::uuid, now()
+    WHERE ${when}
     ON CONFLICT (dedupe_key) DO NOTHING`;
 }
 

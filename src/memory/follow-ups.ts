@@ -1,4 +1,4 @@
-import type { FollowUp, FollowUpState, Prisma, PrismaClient } from '@prisma/client';
+import { type FollowUp, type FollowUpState, Prisma, type PrismaClient } from '@prisma/client';
 import { notFound } from '../errors.js';
 import { addDays, compareDates, localDateOf, startOfLocalDay } from '../time/zone.js';
 import type { Db } from './store.js';
@@ -71,38 +71,23 @@ export interface DueFollowUp {
   dueAt: Date;
 }
 
-/** The oldest due OPEN thread this persona instance may raise (relationship: its own only). */
-export async function dueFollowUp(
-  db: Db,
-  scope: { userId: string; instanceId: string },
-  now: Date,
-): Promise<DueFollowUp | null> {
-  const row = await db.followUp.findFirst({
-    where: {
-      userId: scope.userId,
-      state: 'OPEN',
-      dueAt: { lte: now },
-      expiresAt: { gt: now },
-      OR: [{ instanceId: null }, { instanceId: scope.instanceId }],
-      // A corrected event ("the interview moved to Monday") is asked about by its new thread.
-      memory: { supersededById: null },
-    },
-    orderBy: [{ dueAt: 'asc' }, { createdAt: 'asc' }, { id: 'asc' }],
-    select: {
-      id: true,
-      memoryId: true,
-      dueAt: true,
-      memory: { select: { content: true, occurredAt: true } },
-    },
-  });
-  if (!row) return null;
-  return {
-    id: row.id,
-    memoryId: row.memoryId,
-    content: row.memory.content,
-    occurredAt: row.memory.occurredAt,
-    dueAt: row.dueAt,
-  };
+/**
+ * The oldest due OPEN thread an instance may raise (relationship: its own only), as a SELECT of
+ * at most one row (id, memory_id, due_at, content, occurred_at) for a larger statement: the
+ * chat turn reads it in the same round trip as its session (src/chat/turn-store.ts).
+ * `instanceId` is SQL (a parameter or a column of the enclosing statement).
+ */
+export function dueFollowUpSelect(userId: string, instanceId: Prisma.Sql, now: Date): Prisma.Sql {
+  return Prisma.sql`
+    SELECT f.id, f.memory_id, f.due_at, mem.content, mem.occurred_at
+    FROM follow_ups f JOIN memories mem ON mem.id = f.memory_id
+    WHERE f.user_id = ${userId}::uuid AND f.state = 'OPEN' AND f.due_at <= ${now}::timestamptz
+      AND f.expires_at > ${now}::timestamptz
+      AND (f.instance_id IS NULL OR f.instance_id = ${instanceId})
+      -- A corrected event ("the interview moved to Monday") is asked about by its new thread.
+      AND mem.superseded_by_id IS NULL
+    ORDER BY f.due_at, f.created_at, f.id
+    LIMIT 1`;
 }
 
 /**
@@ -114,17 +99,24 @@ export async function markAsked(
   tx: Db,
   t: { id: string; instanceId: string; replyId: string; now: Date },
 ): Promise<boolean> {
-  const { count } = await tx.followUp.updateMany({
-    where: { id: t.id, state: 'OPEN' },
-    data: {
-      state: 'ASKED',
-      askedAt: t.now,
-      askedInstanceId: t.instanceId,
-      askedReplyId: t.replyId,
-      updatedAt: t.now,
-    },
-  });
-  return count === 1;
+  return (await tx.$executeRaw(markAskedStatement(t))) === 1;
+}
+
+/**
+ * The UPDATE of `markAsked` as a fragment, for the chat turn's single reply statement (a CTE
+ * beside the reply's INSERT, so the mark commits with the reply or not at all).
+ */
+export function markAskedStatement(t: {
+  id: string;
+  instanceId: string;
+  replyId: string;
+  now: Date;
+}): Prisma.Sql {
+  return Prisma.sql`
+    UPDATE follow_ups SET state = 'ASKED', asked_at = ${t.now}::timestamptz,
+      asked_instance_id = ${t.instanceId}::uuid, asked_reply_id = ${t.replyId}::uuid,
+      updated_at = ${t.now}::timestamptz
+    WHERE id = ${t.id}::uuid AND state = 'OPEN'`;
 }
 
 /** The user's next message after the asking reply answers it (run by the extraction job). */
@@ -141,11 +133,19 @@ export async function closeAnswered(
 
 /** Persists expiry of the user's threads whose window is over (called by turns, which write). */
 export async function expireFollowUps(db: Db, userId: string, now: Date): Promise<number> {
-  const { count } = await db.followUp.updateMany({
-    where: { userId, state: { in: ['OPEN', 'ASKED'] }, expiresAt: { lte: now } },
-    data: { state: 'EXPIRED', updatedAt: now },
-  });
-  return count;
+  return db.$executeRaw(expireFollowUpsStatement(userId, now));
+}
+
+/** The UPDATE of `expireFollowUps`, for the turn's opening statement (a CTE; `when`: its guard). */
+export function expireFollowUpsStatement(
+  userId: string,
+  now: Date,
+  when: Prisma.Sql = Prisma.sql`true`,
+): Prisma.Sql {
+  return Prisma.sql`
+    UPDATE follow_ups SET state = 'EXPIRED', updated_at = ${now}::timestamptz
+    WHERE user_id = ${userId}::uuid AND state IN ('OPEN', 'ASKED')
+      AND expires_at <= ${now}::timestamptz AND ${when}`;
 }
 
 /**
