@@ -23,6 +23,7 @@
 import { parseArgs } from 'node:util';
 import { Prisma, type PrismaClient } from '@prisma/client';
 import { type Database, openDatabase } from '../src/db/client.js';
+import { rawQueryOf } from '../src/db/raw.js';
 import { silentLogger } from '../src/logger.js';
 import { DEFAULT_FUSION } from '../src/memory/fusion.js';
 import { recallForTurn } from '../src/memory/recall.js';
@@ -276,7 +277,7 @@ function recallFunction(db: Database, form: QueryForm): RecallFn {
   return async (q) => {
     embedder.next = q.vector;
     const result = await recallForTurn(
-      { db: db.prisma, embedder, logger: silentLogger, metrics },
+      { db: rawQueryOf(db.driver), embedder, logger: silentLogger, metrics },
       { userId: q.user.userId, instanceId: q.user.instanceId },
       { message: q.text },
       // minScore -1: the score filter runs in JS after the query, so it would only hide rows.

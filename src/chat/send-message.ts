@@ -119,7 +119,7 @@ async function runTurn(
   // Recall for the conversation: the message and the persona's reply it answers.
   const previousReply = history.findLast((m) => m.role === 'ASSISTANT')?.content ?? null;
   const recalled = await recallForTurn(
-    { db: s.prisma, embedder: s.embedder, logger: s.logger, metrics: s.metrics },
+    { db: s.sql, embedder: s.embedder, logger: s.logger, metrics: s.metrics },
     { userId: input.userId, instanceId: session.instanceId },
     { message: content, previousReply },
     {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { RawQuery } from '../db/raw.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Embedder } from '../providers/embeddings/types.js';
@@ -52,7 +53,7 @@ export function recallText(query: RecallQuery): string {
  * memories.
  */
 export async function recallForTurn(
-  deps: { db: Db; embedder: Embedder; logger: Logger; metrics: Metrics },
+  deps: { db: Db | RawQuery; embedder: Embedder; logger: Logger; metrics: Metrics },
   scope: { userId: string; instanceId: string },
   input: RecallQuery,
   options: RecallOptions,

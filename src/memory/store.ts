@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Prisma, type PrismaClient } from '@prisma/client';
+import type { RawQuery } from '../db/raw.js';
 import { EMBEDDING_DIMENSIONS } from '../providers/embeddings/types.js';
 import { DEFAULT_FUSION, type FusionSettings } from './fusion.js';
 import type { MemoryCategory, MemoryLayer } from './types.js';
@@ -430,7 +431,7 @@ function hybridCtes(
  * Returns one list per layer, in the order given.
  */
 export async function searchLayersHybrid(
-  db: Db,
+  db: Db | RawQuery,
   layers: readonly HybridLayerQuery[],
   query: VectorQuery & { text: string },
   fusion: FusionSettings = DEFAULT_FUSION,
@@ -447,11 +448,16 @@ export async function searchLayersHybrid(
     ),
     ' UNION ALL ',
   );
-  const rows = await db.$queryRaw<(MemoryRow & { layer: number; score: number })[]>`
+  const statement = Prisma.sql`
     WITH query AS MATERIALIZED (${queryTerms(query.text, vec)}),
     ${Prisma.join(parts, ', ')}
     SELECT h.layer, ${COLUMNS}, h.score FROM (${hits}) AS h JOIN memories USING (id)
     ORDER BY h.layer, h.ord`;
+  // The turn passes the driver (src/db/raw.ts: Prisma's compile step skipped); its rows have the
+  // same shape (timestamptz as Date, float as number, the layer index as int).
+  const rows = (
+    typeof db === 'function' ? await db(statement) : await db.$queryRaw(statement)
+  ) as (MemoryRow & { layer: number; score: number })[];
   for (const { layer, score, ...memory } of rows) {
     out[layer]?.push({ memory, score: Number(score) });
   }
