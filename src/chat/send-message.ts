@@ -13,7 +13,11 @@ import { findMemoriesByIds, type ScoredMemory } from '../memory/store.js';
 import type { ChatCompletion, ChatRequest } from '../providers/llm/types.js';
 import type { Services } from '../services.js';
 import { zoneOrUtc } from '../time/zone.js';
+import { assertChatBudget } from '../usage/budgets.js';
+import { UsageMeter } from '../usage/meter.js';
+import { writeUsage } from '../usage/record.js';
 import { buildPrompt, timeNote } from './prompt.js';
+import { fitMemorySections } from './prompt-budget.js';
 import { loadTurnTime, offlineTimeContext } from './turn-time.js';
 
 export interface SendMessageInput {
@@ -109,6 +113,12 @@ async function runTurn(
 
   const { persona } = session.instance;
   const now = s.now();
+  // One read, only when a chat budget is set (src/usage/budgets.ts). The message stays stored:
+  // a retry with the same clientMessageId after the reset answers it.
+  await assertChatBudget(s.prisma, s.usage, input.userId, now, () =>
+    s.metrics.budgetExceeded.inc({ budget: 'chat' }),
+  );
+  const meter = new UsageMeter();
   const time = await loadTurnTime(
     s.prisma,
     { userId: input.userId, instanceId: session.instanceId },
@@ -127,16 +137,21 @@ async function runTurn(
   });
   // Recall for the conversation: the message and the persona's reply it answers.
   const previousReply = history.find((m) => m.role === 'ASSISTANT')?.content ?? null;
-  const recalled = await recallForTurn(
-    { db: s.prisma, embedder: s.embedder, logger: s.logger, metrics: s.metrics },
-    { userId: input.userId, instanceId: session.instanceId },
-    { message: content, previousReply },
-    {
-      profileK: s.config.profileK,
-      relationshipK: s.config.relationshipK,
-      minScore: s.config.minScore,
-      fusion: s.config.fusion,
-    },
+  const recalled = fitMemorySections(
+    await recallForTurn(
+      { db: s.prisma, embedder: meter.embedder(s.embedder), logger: s.logger, metrics: s.metrics },
+      { userId: input.userId, instanceId: session.instanceId },
+      { message: content, previousReply },
+      {
+        profileK: s.config.profileK,
+        relationshipK: s.config.relationshipK,
+        minScore: s.config.minScore,
+        fusion: s.config.fusion,
+      },
+    ),
+    s.config.promptMemoryTokens,
+    now,
+    timeZone,
   );
   const messages = buildPrompt({
     persona,
@@ -179,10 +194,12 @@ async function runTurn(
       { retryable: true },
     );
   }
+  meter.chat(s.chat.provider, messages, completion);
 
   // Stored on the reply, so a retried request returns the very same turn.
   const stored = toStoredRecall(recalled);
   try {
+    let countUsage = () => {};
     const reply = await s.prisma.$transaction(async (tx) => {
       const created = await tx.message.create({
         data: {
@@ -213,8 +230,10 @@ async function runTurn(
         userId: input.userId,
         maxAttempts: s.config.jobMaxAttempts,
       });
+      countUsage = await writeUsage(tx, s.metrics, input.userId, now, meter);
       return created;
     });
+    countUsage();
     s.wakeWorker();
     return {
       userMessage,
