@@ -292,7 +292,7 @@ export const envSchema = z.object({
     .default(5)
     .describe('Attempts before a job is dead.'),
   USAGE_PRICES: pricesJsonSchema
-    .default({})
+    .optional()
     .describe(
       'Model prices for the usage ledger\'s estimated cost, as JSON: {"<model>": {"input": <USD per million tokens>, "output": <USD per million tokens>}}; added to (and overriding) the defaults: openai/gpt-4o-mini 0.15/0.60, voyage-3-lite and voyage-3.5-lite 0.02/0, the offline models 0. A model without a price costs "unknown" (null), never 0.',
     ),

@@ -260,3 +260,21 @@ describe('memory sections of the prompt', () => {
     expect(fitSection(items, 53, now, 'UTC')).toEqual([]);
   });
 });
+
+describe('USAGE_PRICES', () => {
+  it('adds to the documented defaults and refuses what is not a price table', async () => {
+    const { parseEnv } = await import('../src/env.js');
+    const { usagePolicyFrom } = await import('../src/composition.js');
+    const policy = usagePolicyFrom(
+      parseEnv({ USAGE_PRICES: '{"acme/big": {"input": 3, "output": 15}}' }),
+    );
+    expect(policy.prices.get('acme/big')).toEqual({ input: 3, output: 15 });
+    expect(policy.prices.get('openai/gpt-4o-mini')).toEqual({ input: 0.15, output: 0.6 });
+    expect(policy.chat).toBeNull();
+    expect(policy.memory).toBeNull();
+    expect(() => parseEnv({ USAGE_PRICES: 'cheap' })).toThrow(/USAGE_PRICES/);
+    expect(() => parseEnv({ USAGE_PRICES: '{"m": {"input": -1, "output": 0}}' })).toThrow(
+      /USAGE_PRICES/,
+    );
+  });
+});
