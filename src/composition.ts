@@ -24,6 +24,7 @@ import {
 import type { Services, TurnConfig } from './services.js';
 import { type Clock, systemClock } from './time/clock.js';
 import type { UsagePolicy } from './usage/budgets.js';
+import { pruneLedger } from './usage/ledger.js';
 import { priceTable } from './usage/prices.js';
 
 export function fusionFromEnv(env: Env): FusionSettings {
@@ -112,7 +113,10 @@ export function createWorker(
         : undefined,
     housekeeping: {
       everyMs: Math.min(60_000, Math.max(1_000, env.JOB_RETENTION_MS / 4)),
-      run: () => pruneTables(services.prisma, env.JOB_RETENTION_MS, services.logger),
+      run: async () => {
+        await pruneTables(services.prisma, env.JOB_RETENTION_MS, services.logger);
+        await pruneLedger(services.prisma, services.now(), env.USAGE_RETENTION_DAYS);
+      },
     },
   });
 }

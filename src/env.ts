@@ -326,6 +326,15 @@ export const envSchema = z.object({
     .describe(
       'Per-user estimated memory-work cost in USD per UTC day (priced models only); over it extraction waits until 00:00 UTC. Unset: no budget.',
     ),
+  USAGE_RETENTION_DAYS: z.coerce
+    .number()
+    .int()
+    .min(31)
+    .max(36600)
+    .default(400)
+    .describe(
+      'Usage ledger rows (one per user, UTC day, kind and model) older than this many days are deleted by the worker, in small batches.',
+    ),
   PROMPT_MEMORY_SECTION_TOKENS: z.coerce
     .number()
     .int()

@@ -278,3 +278,51 @@ describe('USAGE_PRICES', () => {
     );
   });
 });
+
+describe('ledger statements', () => {
+  let t: TestContext;
+  beforeAll(async () => {
+    t = await createTestContext();
+  });
+  afterAll(() => t?.close());
+
+  it('adds to one row per user, day, kind and model, also as a CTE of another statement, and prunes old days', async () => {
+    const { ledgerUpsertSql, pruneLedger, recordUsage } = await import('../src/usage/ledger.js');
+    const { Prisma } = await import('@prisma/client');
+    const prisma = t.database.db.prisma;
+    const user = await t.newUser();
+    dataOf(await t.gql('{ viewer { id } }', {}, user.token)); // provisions the user
+    const entry = (model: string, input: number) => ({
+      kind: 'chat' as const,
+      model,
+      requests: 1,
+      inputTokens: input,
+      outputTokens: 2,
+      estimatedRequests: 0,
+    });
+    const day = new Date('2026-12-03T10:00:00Z');
+    await recordUsage(prisma, user.id, day, [entry('m1', 10), entry('m1', 5), entry('m2', 1)]);
+    const cte = ledgerUpsertSql(user.id, day, [entry('m1', 100)]);
+    if (!cte) throw new Error('no statement');
+    // As a data-modifying CTE, the way a turn can fold it into a statement it already makes.
+    await prisma.$queryRaw(Prisma.sql`WITH usage AS (${cte}) SELECT 1 AS one`);
+    await recordUsage(prisma, user.id, new Date('2025-01-01T00:00:00Z'), [entry('m1', 7)]);
+    // A user who does not exist (erased meanwhile) gets no row and no error.
+    await recordUsage(prisma, '00000000-0000-4000-8000-000000000000', day, [entry('m1', 1)]);
+    const rows = await prisma.$queryRaw<
+      { day: string; model: string; requests: bigint; input: bigint }[]
+    >`
+      SELECT to_char(day, 'YYYY-MM-DD') AS day, model, requests, input_tokens AS input
+      FROM usage_ledger WHERE user_id = ${user.id}::uuid ORDER BY day, model`;
+    expect(rows.map((r) => [r.day, r.model, Number(r.requests), Number(r.input)])).toEqual([
+      ['2025-01-01', 'm1', 1, 7],
+      ['2026-12-03', 'm1', 3, 115],
+      ['2026-12-03', 'm2', 1, 1],
+    ]);
+    expect(
+      await prisma.usageLedger.count({ where: { userId: '00000000-0000-4000-8000-000000000000' } }),
+    ).toBe(0);
+    expect(await pruneLedger(prisma, day, 400)).toBe(1);
+    expect(await prisma.usageLedger.count({ where: { userId: user.id } })).toBe(2);
+  });
+});

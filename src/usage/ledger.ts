@@ -158,3 +158,20 @@ export async function topUsersByCost(
     outputTokens: Number(r.output_tokens),
   }));
 }
+
+/**
+ * Deletes up to `batch` rows older than `retentionDays` UTC days (oldest first), so the ledger
+ * does not grow with time alone; returns how many. The worker's housekeeping calls it.
+ */
+export async function pruneLedger(
+  db: Db,
+  now: Date,
+  retentionDays: number,
+  batch = 500,
+): Promise<number> {
+  const before = utcDay(new Date(now.getTime() - retentionDays * 86_400_000));
+  return db.$executeRaw`
+    DELETE FROM usage_ledger WHERE (user_id, day, kind, model) IN (
+      SELECT user_id, day, kind, model FROM usage_ledger
+      WHERE day < ${before}::date ORDER BY day LIMIT ${batch})`;
+}
