@@ -190,6 +190,7 @@ builder.queryFields((t) => ({
       if (first < 1 || first > MAX_PAGE) {
         throw badInput(`first must be 1-${MAX_PAGE}.`, { field: 'first' });
       }
+      ctx.listBudget.charge(first);
       const offset = args.after ? parseOffsetCursor(args.after) + 1 : 0;
       if (offset > MAX_OFFSET) throw badInput('Invalid cursor.', { field: 'after' });
       const now = ctx.services.now();
