@@ -148,9 +148,10 @@ function extractTurn(outer: Services, meter: UsageMeter): JobHandler {
       // One writer per user at a time, so the rate count and the near-duplicate check below
       // see every row that a concurrent job of the same user wrote.
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${userId}, 0))`;
+      // The job's provider usage commits with its results (an erased user gets no row).
+      counted = await writeUsage(tx, s.metrics, userId, now, meter);
       // Session deletion and account erasure take the same lock: if the turn went meanwhile,
       // what it said must not come back as memories (nor land on an erased user).
-      counted = await writeUsage(tx, s.metrics, userId, now, meter);
       if (!(await tx.message.findUnique({ where: { id: userMessage.id }, select: { id: true } }))) {
         await completeUnlessErased(tx, ctx);
         return;
