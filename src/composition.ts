@@ -24,6 +24,9 @@ import {
 } from './providers/instrumented.js';
 import type { Services, TurnConfig } from './services.js';
 import { type Clock, systemClock } from './time/clock.js';
+import type { UsagePolicy } from './usage/budgets.js';
+import { pruneLedger } from './usage/ledger.js';
+import { priceTable } from './usage/prices.js';
 
 export function fusionFromEnv(env: Env): FusionSettings {
   return {
@@ -50,6 +53,20 @@ export function turnConfigFrom(env: Env): TurnConfig {
     memoryWritesPerMinute: env.MEMORY_WRITES_PER_MINUTE,
     jobMaxAttempts: env.JOB_MAX_ATTEMPTS,
     followUpWindowDays: env.FOLLOW_UP_WINDOW_DAYS,
+    promptMemoryTokens: env.PROMPT_MEMORY_SECTION_TOKENS,
+  };
+}
+
+/** Prices and budgets; a budget with neither tokens nor cost set is no budget. */
+export function usagePolicyFrom(env: Env): UsagePolicy {
+  const budget = (tokens: number | undefined, costUsd: number | undefined) =>
+    tokens === undefined && costUsd === undefined
+      ? null
+      : { tokens: tokens ?? null, costUsd: costUsd ?? null };
+  return {
+    prices: priceTable(env.USAGE_PRICES),
+    chat: budget(env.CHAT_DAILY_TOKEN_BUDGET, env.CHAT_DAILY_COST_BUDGET_USD),
+    memory: budget(env.MEMORY_DAILY_TOKEN_BUDGET, env.MEMORY_DAILY_COST_BUDGET_USD),
   };
 }
 
@@ -99,7 +116,10 @@ export function createWorker(
         : undefined,
     housekeeping: {
       everyMs: Math.min(60_000, Math.max(1_000, env.JOB_RETENTION_MS / 4)),
-      run: () => pruneTables(services.prisma, env.JOB_RETENTION_MS, services.logger),
+      run: async () => {
+        await pruneTables(services.prisma, env.JOB_RETENTION_MS, services.logger);
+        await pruneLedger(services.prisma, services.now(), env.USAGE_RETENTION_DAYS);
+      },
     },
   });
 }
@@ -140,6 +160,7 @@ export function createServices(
     now: options.now ?? systemClock,
     limits,
     runningTurns: new RunningTurns(),
+    usage: usagePolicyFrom(env),
     memoryEvents: new MemoryEvents({
       db,
       prisma: db.prisma,

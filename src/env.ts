@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DEFAULT_HNSW_EF_SEARCH } from './db/settings.js';
 import { DEFAULT_FUSION } from './memory/fusion.js';
+import { pricesJsonSchema } from './usage/prices.js';
 
 /**
  * Every setting of the server, parsed once at boot. Nothing else reads process.env.
@@ -308,6 +309,59 @@ export const envSchema = z.object({
     .max(100)
     .default(5)
     .describe('Attempts before a job is dead.'),
+  USAGE_PRICES: pricesJsonSchema
+    .optional()
+    .describe(
+      'Model prices for the usage ledger\'s estimated cost, as JSON: {"<model>": {"input": <USD per million tokens>, "output": <USD per million tokens>}}; added to (and overriding) the defaults: openai/gpt-4o-mini 0.15/0.60, voyage-3-lite and voyage-3.5-lite 0.02/0, the offline models 0. A model without a price costs "unknown" (null), never 0.',
+    ),
+  CHAT_DAILY_TOKEN_BUDGET: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe(
+      'Per-user reply tokens (input + output, kind chat) per UTC day; over it a turn answers BUDGET_EXCEEDED with resetsAt (00:00 UTC). Unset: no budget.',
+    ),
+  CHAT_DAILY_COST_BUDGET_USD: z.coerce
+    .number()
+    .positive()
+    .optional()
+    .describe(
+      'Per-user estimated reply cost in USD per UTC day (priced models only); over it: BUDGET_EXCEEDED. Unset: no budget.',
+    ),
+  MEMORY_DAILY_TOKEN_BUDGET: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe(
+      'Per-user memory-work tokens (extraction and embedding) per UTC day; over it extraction jobs wait until 00:00 UTC (deferred, never dropped). Unset: no budget.',
+    ),
+  MEMORY_DAILY_COST_BUDGET_USD: z.coerce
+    .number()
+    .positive()
+    .optional()
+    .describe(
+      'Per-user estimated memory-work cost in USD per UTC day (priced models only); over it extraction waits until 00:00 UTC. Unset: no budget.',
+    ),
+  USAGE_RETENTION_DAYS: z.coerce
+    .number()
+    .int()
+    .min(31)
+    .max(36600)
+    .default(400)
+    .describe(
+      'Usage ledger rows (one per user, UTC day, kind and model) older than this many days are deleted by the worker, in small batches.',
+    ),
+  PROMPT_MEMORY_SECTION_TOKENS: z.coerce
+    .number()
+    .int()
+    .min(200)
+    .max(100000)
+    .default(1000)
+    .describe(
+      'Token budget of each memory section of the prompt (profile, relationship), estimated as characters / 4; over it the lowest-ranked memories are left out of the turn.',
+    ),
   CHAT_TURNS_PER_MINUTE: z.coerce
     .number()
     .int()

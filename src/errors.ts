@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'CONFLICT'
   | 'RATE_LIMITED'
+  | 'BUDGET_EXCEEDED'
   | 'SERVICE_UNAVAILABLE';
 
 export class AppError extends Error {

@@ -59,6 +59,27 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly usageTokens = new Counter({
+    name: 'companion_usage_tokens_total',
+    help: 'Provider tokens written to the usage ledger, by kind (chat, extraction, embedding), model and direction (input, output); offline providers count words.',
+    labelNames: ['kind', 'model', 'direction'] as const,
+    registers: [this.registry],
+  });
+
+  readonly usageRequests = new Counter({
+    name: 'companion_usage_requests_total',
+    help: 'Provider requests written to the usage ledger, by kind and model.',
+    labelNames: ['kind', 'model'] as const,
+    registers: [this.registry],
+  });
+
+  readonly budgetExceeded = new Counter({
+    name: 'companion_budget_exceeded_total',
+    help: 'Work stopped by a daily budget: chat (a turn refused with BUDGET_EXCEEDED), memory (an extraction job deferred to the next UTC day).',
+    labelNames: ['budget'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }

@@ -10,6 +10,7 @@ import type { Metrics } from './metrics.js';
 import type { Embedder } from './providers/embeddings/types.js';
 import type { ChatModel } from './providers/llm/types.js';
 import type { Clock } from './time/clock.js';
+import type { UsagePolicy } from './usage/budgets.js';
 
 /** Settings the chat turn and the memory pipeline read (a slice of Env, so tests can set them). */
 export interface TurnConfig {
@@ -27,6 +28,8 @@ export interface TurnConfig {
   jobMaxAttempts: number;
   /** Days a due follow-up stays askable before it expires. */
   followUpWindowDays: number;
+  /** Estimated tokens (characters / 4) each memory section of the prompt may take. */
+  promptMemoryTokens: number;
 }
 
 /** What domain code needs from the outside world, passed explicitly (no globals). */
@@ -46,6 +49,8 @@ export interface Services {
   limits: UserLimits;
   /** Turns in flight in this process, so a concurrent retry joins instead of re-asking the model. */
   runningTurns: RunningTurns;
+  /** Prices and per-user daily budgets of the usage ledger (src/usage/). */
+  usage: UsagePolicy;
   /** Memory change events: published by the write paths, delivered to memoryEvents. */
   memoryEvents: MemoryEvents;
   /** Tells the in-process worker that a job is waiting (no-op when it runs elsewhere). */

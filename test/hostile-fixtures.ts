@@ -40,6 +40,7 @@ eraseUser(userId)                        | User            | admin | mutation($i
 followUps(userId)                        | User            | admin | query($id: ID!) { followUps(userId: $id) { edges { node { id memory { content } } } } }
 dismissFollowUp(followUpId)              | FollowUp        | user  | mutation($id: ID!) { dismissFollowUp(input: { followUpId: $id }) { followUp { state } } }
 memoryStats(userId)                      | User            | admin | query($id: ID!) { memoryStats(userId: $id) { profile { total } } }
+userUsage(userId)                        | User            | admin | query($id: ID!) { userUsage(userId: $id) { today { requests } } }
 retryJob(jobId)                          | Job             | admin | mutation($id: ID!) { retryJob(input: { jobId: $id }) { id } }
 discardJob(jobId)                        | Job             | admin | mutation($id: ID!) { discardJob(input: { jobId: $id }) { jobId } }
 updatePersona(personaId)                 | Persona         | admin | mutation($id: ID!) { updatePersona(input: { personaId: $id, name: "Renamed" }) { persona { id } } }

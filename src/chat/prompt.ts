@@ -39,6 +39,11 @@ export function timeNote(
   return `${told}; on ${shortDate(localDateOf(memory.occurredAt, zone), today)}`;
 }
 
+/** One memory as the prompt carries it (prompt-budget.ts prices sections by these lines). */
+export function memoryLine(m: ScoredMemory, now: Date, zone: string): string {
+  return `- ${m.memory.content} (${timeNote(m.memory, now, zone)})`;
+}
+
 function section(
   title: string,
   intro: string,
@@ -47,7 +52,7 @@ function section(
   zone: string,
 ): string {
   if (items.length === 0) return `## ${title}\n(nothing yet)`;
-  const lines = items.map((m) => `- ${m.memory.content} (${timeNote(m.memory, now, zone)})`);
+  const lines = items.map((m) => memoryLine(m, now, zone));
   return `## ${title}\n${intro}\n${lines.join('\n')}`;
 }
 

@@ -1,4 +1,4 @@
-import type { Message } from '@prisma/client';
+import { type Message, Prisma } from '@prisma/client';
 import { AppError, badInput, conflict, notFound } from '../errors.js';
 import {
   readStoredRecall,
@@ -10,7 +10,12 @@ import { findMemoriesByIds, type ScoredMemory } from '../memory/store.js';
 import type { ChatCompletion, ChatRequest } from '../providers/llm/types.js';
 import type { Services } from '../services.js';
 import { zoneOrUtc } from '../time/zone.js';
+import { assertChatBudget } from '../usage/budgets.js';
+import { ledgerUpsertSql } from '../usage/ledger.js';
+import { UsageMeter } from '../usage/meter.js';
+import { countUsage } from '../usage/record.js';
 import { buildPrompt, timeNote } from './prompt.js';
+import { fitMemorySections } from './prompt-budget.js';
 import { type OpenedTurn, openTurn, storeReply } from './turn-store.js';
 import { offlineTimeContext, type TurnTime } from './turn-time.js';
 
@@ -115,19 +120,30 @@ async function runTurn(
   const timeZone = zoneOrUtc(session.timeZone);
   const { persona } = session;
   const time: TurnTime = { lastTalkAt: turn.lastTalkAt, followUp: turn.followUp };
+  // One read, only when a chat budget is set (src/usage/budgets.ts). The message stays stored:
+  // a retry with the same clientMessageId after the reset answers it.
+  await assertChatBudget(s.prisma, s.usage, input.userId, now, () =>
+    s.metrics.budgetExceeded.inc({ budget: 'chat' }),
+  );
+  const meter = new UsageMeter();
 
   // Recall for the conversation: the message and the persona's reply it answers.
   const previousReply = history.findLast((m) => m.role === 'ASSISTANT')?.content ?? null;
-  const recalled = await recallForTurn(
-    { db: s.sql, embedder: s.embedder, logger: s.logger, metrics: s.metrics },
-    { userId: input.userId, instanceId: session.instanceId },
-    { message: content, previousReply },
-    {
-      profileK: s.config.profileK,
-      relationshipK: s.config.relationshipK,
-      minScore: s.config.minScore,
-      fusion: s.config.fusion,
-    },
+  const recalled = fitMemorySections(
+    await recallForTurn(
+      { db: s.sql, embedder: meter.embedder(s.embedder), logger: s.logger, metrics: s.metrics },
+      { userId: input.userId, instanceId: session.instanceId },
+      { message: content, previousReply },
+      {
+        profileK: s.config.profileK,
+        relationshipK: s.config.relationshipK,
+        minScore: s.config.minScore,
+        fusion: s.config.fusion,
+      },
+    ),
+    s.config.promptMemoryTokens,
+    now,
+    timeZone,
   );
   const messages = buildPrompt({
     persona,
@@ -171,23 +187,34 @@ async function runTurn(
     );
   }
 
+  meter.chat(s.chat.provider, messages, completion);
+
   // Stored on the reply (with what was recalled, so a retried request returns the very same
-  // turn), the follow-up marked asked and the extraction job enqueued: one statement.
-  const reply = await storeReply(s.sql, {
-    sessionId: input.sessionId,
-    userId: input.userId,
-    instanceId: session.instanceId,
-    replyToId: userMessage.id,
-    content: completion.content,
-    model: completion.model,
-    promptTokens: completion.promptTokens,
-    completionTokens: completion.completionTokens,
-    recall: toStoredRecall(recalled),
-    createdAt: s.now(),
-    followUpId: time.followUp?.id ?? null,
-    now,
-    jobMaxAttempts: s.config.jobMaxAttempts,
-  });
+  // turn), the follow-up marked asked, the extraction job enqueued and the turn's usage added
+  // to the ledger: one statement. The usage is written even when a concurrent retry stored its
+  // reply first: this request's tokens were spent all the same.
+  const usage = meter.entries();
+  const ledger = ledgerUpsertSql(input.userId, now, usage);
+  const reply = await storeReply(
+    s.sql,
+    {
+      sessionId: input.sessionId,
+      userId: input.userId,
+      instanceId: session.instanceId,
+      replyToId: userMessage.id,
+      content: completion.content,
+      model: completion.model,
+      promptTokens: completion.promptTokens,
+      completionTokens: completion.completionTokens,
+      recall: toStoredRecall(recalled),
+      createdAt: s.now(),
+      followUpId: time.followUp?.id ?? null,
+      now,
+      jobMaxAttempts: s.config.jobMaxAttempts,
+    },
+    ledger ? [Prisma.sql`usage AS (${ledger})`] : [],
+  );
+  countUsage(s.metrics, usage);
   if (!reply) {
     // A concurrent retry of the same turn won the race: answer with its reply.
     const won = await s.prisma.message.findUniqueOrThrow({

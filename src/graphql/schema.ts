@@ -15,5 +15,6 @@ import './types/chat.js';
 import './types/job.js';
 import './types/provider-info.js';
 import './types/admin.js';
+import './types/usage.js';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { DeferJobError, type JobContext, type JobHandler, LostClaimError } from '../jobs/worker.js';
 import type { Services } from '../services.js';
 import { zoneOrUtc } from '../time/zone.js';
+import { memoryBudgetDelay } from '../usage/budgets.js';
+import { UsageMeter } from '../usage/meter.js';
+import { writeUsage } from '../usage/record.js';
 import type { MemoryEvent } from './events.js';
 import { closeAnswered, openThread, threadTimes } from './follow-ups.js';
 import { guardCandidates } from './guard.js';
@@ -31,6 +34,33 @@ const RATE_WINDOW_MS = 60_000;
  */
 export function extractMemoriesHandler(s: Services): JobHandler {
   return async (job, ctx) => {
+    const meter = new UsageMeter();
+    try {
+      await extractTurn(s, meter)(job, ctx);
+    } catch (err) {
+      // The provider calls of a failed or deferred attempt were paid for all the same: their
+      // usage goes to the ledger on its own (best effort; the attempt's transaction is gone).
+      const entries = meter.entries();
+      if (job.userId && entries.length > 0) {
+        const userId = job.userId;
+        await writeUsage(s.prisma, s.metrics, userId, s.now(), meter)
+          .then((count) => count())
+          .catch((e) => s.logger.debug({ err: e, job: job.id }, 'usage of a failed job not saved'));
+      }
+      throw err;
+    }
+  };
+}
+
+/** One attempt of the job; provider usage goes to `meter` and is written with the results. */
+function extractTurn(outer: Services, meter: UsageMeter): JobHandler {
+  // The job's provider calls are metered (kinds extraction and embedding).
+  const s: Services = {
+    ...outer,
+    embedder: meter.embedder(outer.embedder),
+    extractor: meter.extractor(outer.extractor),
+  };
+  return async (job, ctx) => {
     const { replyId } = Payload.parse(job.payload);
     const reply = await s.prisma.message.findUnique({
       where: { id: replyId },
@@ -53,6 +83,12 @@ export function extractMemoriesHandler(s: Services): JobHandler {
     const userId = reply.userId;
     const { instance } = reply.session;
     const now = s.now();
+    // Over the daily memory budget the job waits for the next UTC day, its attempt not counted.
+    const wait = await memoryBudgetDelay(s.prisma, s.usage, userId, now);
+    if (wait !== null) {
+      s.metrics.budgetExceeded.inc({ budget: 'memory' });
+      throw new DeferJobError(wait, 'daily memory budget');
+    }
     const timeZone = zoneOrUtc(reply.session.user.timeZone);
     const prior = await s.prisma.message.findMany({
       where: { sessionId: reply.sessionId, createdAt: { lt: userMessage.createdAt } },
@@ -106,11 +142,14 @@ export function extractMemoriesHandler(s: Services): JobHandler {
         : [];
 
     const events: WrittenEvent[] = [];
+    let counted = () => {};
     await s.prisma.$transaction(async (tx) => {
       events.length = 0; // a retried transaction starts over
       // One writer per user at a time, so the rate count and the near-duplicate check below
       // see every row that a concurrent job of the same user wrote.
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${userId}, 0))`;
+      // The job's provider usage commits with its results (an erased user gets no row).
+      counted = await writeUsage(tx, s.metrics, userId, now, meter);
       // Session deletion and account erasure take the same lock: if the turn went meanwhile,
       // what it said must not come back as memories (nor land on an erased user).
       if (!(await tx.message.findUnique({ where: { id: userMessage.id }, select: { id: true } }))) {
@@ -139,6 +178,8 @@ export function extractMemoriesHandler(s: Services): JobHandler {
       if (answered) await closeAnswered(tx, { userId, askedReplyId: answered, now });
       await ctx.complete(tx);
     });
+    counted();
+    meter.clear();
     await s.memoryEvents.publish(events);
   };
 }

@@ -104,6 +104,11 @@ export class LlmExtractor implements MemoryExtractor {
         temperature: 0,
         maxTokens,
       });
+      input.onUsage?.({
+        model: answer.model,
+        inputTokens: answer.promptTokens,
+        outputTokens: answer.completionTokens,
+      });
       attempt = parseAnswer(answer.content, zoneOrUtc(input.timeZone));
       const usable = attempt.ok && (attempt.items.length > 0 || attempt.invalid === 0);
       if (usable || retried >= maxRetries) break;

@@ -3,6 +3,8 @@ import { AppError, badInput, notFound } from '../errors.js';
 import { DeferJobError } from '../jobs/worker.js';
 import type { Services } from '../services.js';
 import { zoneOrUtc } from '../time/zone.js';
+import { UsageMeter } from '../usage/meter.js';
+import { writeUsage } from '../usage/record.js';
 import { enforceWriteRate, type WrittenEvent, writeCandidate } from './extract-job.js';
 import { guardCandidates } from './guard.js';
 import { type Actor, auditActor, cleanContent, lockUserMemories, mayManage } from './manage.js';
@@ -91,7 +93,8 @@ export async function rememberMemory(
   );
   if (!candidate) throw badInput('content cannot be remembered.', { field: 'content' });
   s.limits.admitEmbed(actor.id);
-  const [embedding] = await s.embedder.embed([candidate.content], 'document');
+  const meter = new UsageMeter();
+  const [embedding] = await meter.embedder(s.embedder).embed([candidate.content], 'document');
   if (!embedding) throw new Error('embedder returned no vector');
 
   const user = await s.prisma.user.findUnique({
@@ -99,9 +102,11 @@ export async function rememberMemory(
     select: { timeZone: true },
   });
   let events: WrittenEvent[] = [];
+  let counted = () => {};
   try {
     events = await s.prisma.$transaction(async (tx) => {
       await lockUserMemories(tx, scope.userId);
+      counted = await writeUsage(tx, s.metrics, scope.userId, s.now(), meter);
       await enforceWriteRate(tx, scope.userId, 1, s.config.memoryWritesPerMinute);
       return writeCandidate(tx, s, scope, candidate, embedding, {
         jobId: null,
@@ -119,6 +124,7 @@ export async function rememberMemory(
       retryAfterSeconds,
     });
   }
+  counted();
   await s.memoryEvents.publish(events);
   const added = events.find((e) => e.kind === 'ADDED');
   if (added?.memoryId) {

@@ -43,6 +43,15 @@ export interface ExtractionInput {
   personaName: string;
   /** The most similar memories already stored (both layers), so they are not re-extracted. */
   existing: ExistingMemory[];
+  /**
+   * Called after each LLM call with the tokens the provider reported (null: none reported),
+   * so the job can write them to the usage ledger (src/usage/meter.ts).
+   */
+  onUsage?: (usage: {
+    model: string;
+    inputTokens: number | null;
+    outputTokens: number | null;
+  }) => void;
 }
 
 export interface MemoryExtractor {

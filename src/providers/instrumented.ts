@@ -11,8 +11,8 @@ export function instrumentEmbedder(e: Embedder, metrics: Metrics): Embedder {
   return {
     model: e.model,
     provider: e.provider,
-    embed: (texts, inputType) =>
-      metrics.time(e.provider, `embed_${inputType}`, () => e.embed(texts, inputType)),
+    embed: (texts, inputType, onUsage) =>
+      metrics.time(e.provider, `embed_${inputType}`, () => e.embed(texts, inputType, onUsage)),
     close: e.close ? () => e.close?.() ?? Promise.resolve() : undefined,
   };
 }

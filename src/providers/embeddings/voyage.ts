@@ -6,6 +6,7 @@ import {
   type Embedder,
   EmbeddingError,
   type EmbeddingInputType,
+  type EmbeddingUsage,
 } from './types.js';
 
 /** Inputs per request: the limit this project holds Voyage calls to (see PLATFORM.md). */
@@ -54,16 +55,24 @@ export class VoyageEmbedder implements Embedder {
   }
 
   /** Batches run one after another: gentler on rate limits than firing them all at once. */
-  async embed(texts: readonly string[], inputType: EmbeddingInputType): Promise<number[][]> {
+  async embed(
+    texts: readonly string[],
+    inputType: EmbeddingInputType,
+    onUsage?: (usage: EmbeddingUsage) => void,
+  ): Promise<number[][]> {
     const vectors: number[][] = [];
     for (let start = 0; start < texts.length; start += VOYAGE_MAX_BATCH) {
       const batch = texts.slice(start, start + VOYAGE_MAX_BATCH);
-      vectors.push(...(await this.#embedBatch(batch, inputType)));
+      vectors.push(...(await this.#embedBatch(batch, inputType, onUsage)));
     }
     return vectors;
   }
 
-  async #embedBatch(input: string[], inputType: EmbeddingInputType): Promise<number[][]> {
+  async #embedBatch(
+    input: string[],
+    inputType: EmbeddingInputType,
+    onUsage: ((usage: EmbeddingUsage) => void) | undefined,
+  ): Promise<number[][]> {
     const started = performance.now();
     const body = {
       input,
@@ -92,6 +101,7 @@ export class VoyageEmbedder implements Embedder {
       throw error;
     }
     const { vectors, tokens } = this.#parse(json, input.length);
+    if (tokens !== undefined) onUsage?.({ totalTokens: tokens });
     const ms = Math.round(performance.now() - started);
     this.#logger.debug(
       { model: this.model, inputs: input.length, tokens, ms },
