@@ -8,16 +8,24 @@
  *   npx tsx bench/offline-extraction.ts            # table
  *   npx tsx bench/offline-extraction.ts --verbose  # plus every miss and extra output
  *   npx tsx bench/offline-extraction.ts --json out.json
+ *   npx tsx bench/offline-extraction.ts --fixture test/fixtures/offline-extraction-holdout.jsonl
  */
 import { parseArgs } from 'node:util';
 import { emitJson, log, table } from './lib/common.js';
-import { type Counts, metrics, runFixture } from './lib/extraction-score.js';
+import { pathToFileURL } from 'node:url';
+import { type Counts, metrics, readFixture, runFixture } from './lib/extraction-score.js';
 
 const { values } = parseArgs({
-  options: { verbose: { type: 'boolean', default: false }, json: { type: 'string' } },
+  options: {
+    verbose: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    fixture: { type: 'string' },
+  },
 });
 
-const { results, overall, byKind } = await runFixture();
+const { results, overall, byKind } = await runFixture(
+  values.fixture ? readFixture(pathToFileURL(values.fixture)) : undefined,
+);
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const row = (name: string, c: Counts) => {
   const m = metrics(c);
