@@ -10,9 +10,10 @@
  *   npx tsx bench/offline-extraction.ts --json out.json
  *   npx tsx bench/offline-extraction.ts --fixture test/fixtures/offline-extraction-holdout.jsonl
  */
+
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { emitJson, log, table } from './lib/common.js';
-import { pathToFileURL } from 'node:url';
 import { type Counts, metrics, readFixture, runFixture } from './lib/extraction-score.js';
 
 const { values } = parseArgs({

@@ -18,7 +18,10 @@ import { readFileSync } from 'node:fs';
 import { OfflineExtractor } from '../../src/memory/extract-offline.js';
 import type { ExistingMemory, MemoryCandidate } from '../../src/memory/types.js';
 
-export const FIXTURE_PATH = new URL('../../test/fixtures/offline-extraction.jsonl', import.meta.url);
+export const FIXTURE_PATH = new URL(
+  '../../test/fixtures/offline-extraction.jsonl',
+  import.meta.url,
+);
 /** Every line is said at 10:30 UTC on Thursday 3 December 2026, to persona Mira. */
 export const FIXTURE_TIME = new Date('2026-12-03T10:30:00Z');
 export const FIXTURE_ZONE = 'Europe/Lisbon';
@@ -59,7 +62,11 @@ function jaccard(a: Set<string>, b: Set<string>): number {
   return union === 0 ? 1 : shared / union;
 }
 
-const numbers = (s: Set<string>) => [...s].filter((w) => /\d/.test(w)).sort().join(' ');
+const numbers = (s: Set<string>) =>
+  [...s]
+    .filter((w) => /\d/.test(w))
+    .sort()
+    .join(' ');
 
 export const FUZZY_MIN = 0.8;
 export const JUNK_BELOW = 0.4;

@@ -22,7 +22,7 @@ import type {
  *   ("really", "so", "literally") and a trailing vocative ("…, Mira") are dropped.
  * - Third person: "I" is "User", "my" is always "User's" ("my speech" is the user's, never an
  *   ambiguous "their"), "you" is the persona. "we" is the user and the persona only when the
- *   clause is about them (it names the persona, "you", or talking, joking, chatting); otherwise
+ *   clause is about them (it names the persona, "you", talking, joking, "together"); otherwise
  *   it is the user's household ("we're moving house" → "User is moving house").
  * - Absolute dates: a relative date ("tomorrow", "next month", "last week", "on Friday",
  *   "three days ago") is resolved in the user's zone against the message's local date
@@ -72,7 +72,11 @@ export class OfflineExtractor implements MemoryExtractor {
           }
         : found;
       const state = stateFact(candidate, clause, when, input.existing);
-      for (const c of state?.replaces ? [state.fact] : state ? [candidate, state.fact] : [candidate]) {
+      for (const c of state?.replaces
+        ? [state.fact]
+        : state
+          ? [candidate, state.fact]
+          : [candidate]) {
         const key = normalise(c.content);
         if (seen.has(key)) continue;
         seen.add(key);
@@ -201,7 +205,7 @@ const HEDGE = words('think guess maybe probably kind_of sort_of might');
 /** A clause with these is about the user and the persona, so "we" includes the persona. */
 const TALK = words(
   `you you're you've you'll you'd your yours yourself talk\\w* chat\\w* joked? jokes laugh\\w*
-  discuss\\w* conversation\\w*`,
+  discuss\\w* conversation\\w* together both_of_us`,
 );
 /** Words of a demonym or faith, not a name: "I'm Brazilian", "I'm Catholic". */
 const NOT_A_NAME =
@@ -240,7 +244,8 @@ function toCandidate(clause: string, persona: string): MemoryCandidate | null {
   if (special) return special;
   if (/^call\b/i.test(clause)) return null;
   const category = CATEGORY_RULES.find(([, rule]) => rule.test(clause))?.[0] ?? 'FACT';
-  const withPersona = TALK.test(clause) || new RegExp(`\\b${escapeRegExp(persona)}\\b`, 'i').test(clause);
+  const withPersona =
+    TALK.test(clause) || new RegExp(`\\b${escapeRegExp(persona)}\\b`, 'i').test(clause);
   const layer: MemoryLayer = withPersona ? 'RELATIONSHIP' : 'PROFILE';
   const content = truncate(capitalise(rewriteThirdPerson(clause, persona, withPersona)));
   // Fewer than three words even after rewriting ("User ran") is a fragment, not a memory.
@@ -254,10 +259,7 @@ const INTRODUCTION = new RegExp(
   String.raw`^(?:i'm|i am|my name is|my name's)\s+${NAME}(?:\s+from\s+(.+))?$`,
   'iu',
 );
-const NICKNAME = new RegExp(
-  String.raw`^call me\s+(?:by my (?:nick)?name,?\s+)?${NAME}$`,
-  'iu',
-);
+const NICKNAME = new RegExp(String.raw`^call me\s+(?:by my (?:nick)?name,?\s+)?${NAME}$`, 'iu');
 
 /** "I'm Dana" → "User's name is Dana" (+ "from Porto"); "Call me Jo" → how to address them. */
 function nameOrNickname(clause: string): MemoryCandidate | null {
@@ -351,7 +353,8 @@ function supersede(
 
 /** Sentence starts that open a new clause after a comma or a conjunction. */
 const SUBJECT = String.raw`(?:i|i'm|i've|i'd|i'll|my|we|we're|we've|he|she|he's|she's|they|they're)\b`;
-const RELATIVE_SUBJECT = /^((?:my|our) (?:\w+ ){0,2}?(?:[A-Z][\p{L}'-]*|\w+))\s+(?:is|was|has|lives|works)\b/iu;
+const RELATIVE_SUBJECT =
+  /^((?:my|our) (?:\w+ ){0,2}?(?:[A-Z][\p{L}'-]*|\w+))\s+(?:is|was|has|lives|works)\b/iu;
 
 /** "I have a son, he is seven": "he" is the son. */
 const HAVE_RELATIVE = new RegExp(
@@ -380,23 +383,33 @@ function clauses(message: string): string[] {
     for (const part of sentence.split(splitter)) {
       let clause = `${pending}${part.trim().replace(/[.!,;:\s]+$/, '')}`;
       // "My sister and I went…" was cut after a bare noun phrase: glue it to what follows.
-      pending = /^(?:my|our) \w+(?: \w+)?$/i.test(clause) ? `${clause} and ` : '';
+      // So was "Me and my brother play…" after a lone pronoun.
+      pending = /^(?:(?:my|our) \w+(?: \w+)?|me|you|him|her|them)$/i.test(clause)
+        ? `${clause} and `
+        : '';
       if (pending !== '' || clause === '') continue;
       // "My brother is a pilot and he lives in Dubai": "he" is the brother.
-      if (subject) clause = clause.replace(/^(?:he|she|they)(?:'s| is| are)?\b/i, (p) => {
-        const verb = /'s| is| are/i.exec(p)?.[0];
-        return verb ? `${subject} is` : subject ?? p;
-      });
+      if (subject)
+        clause = clause.replace(/^(?:he|she|they)(?:'s| is| are)?\b/i, (p) => {
+          const verb = /'s| is| are/i.exec(p)?.[0];
+          return verb ? `${subject} is` : (subject ?? p);
+        });
       const had = HAVE_RELATIVE.exec(clause)?.[1];
       subject = had ? `my ${had}` : (RELATIVE_SUBJECT.exec(clause)?.[1] ?? null);
       // "I'm Ken from Osaka": a name and a home town, two facts.
       const intro = INTRODUCTION.exec(clause);
       if (intro?.[1] && intro[2] && isCapitalised(intro[1]) && !NOT_A_NAME.test(intro[1])) {
-        result.push(clause.slice(0, clause.length - intro[2].length - 6).trim(), `I'm from ${intro[2]}`);
+        result.push(
+          clause.slice(0, clause.length - intro[2].length - 6).trim(),
+          `I'm from ${intro[2]}`,
+        );
       } else {
         result.push(clause);
       }
     }
+    // "I love my dog and my cat": a trailing bare noun phrase was an object after all.
+    const last = result.length - 1;
+    if (pending !== '' && last >= 0) result[last] = `${result[last]} and ${pending.slice(0, -5)}`;
   }
   return result;
 }

@@ -142,7 +142,12 @@ const RULES: readonly Rule[] = [
 ];
 
 /** "in two weeks" (direction 1) or "two weeks ago" (-1), at the precision of the unit. */
-function shift(today: LocalDate, n: number, unitWord: string | undefined, direction: 1 | -1): Found {
+function shift(
+  today: LocalDate,
+  n: number,
+  unitWord: string | undefined,
+  direction: 1 | -1,
+): Found {
   const unit = (unitWord ?? '').toLowerCase();
   if (unit === 'year') return { date: addMonths(today, 12 * n * direction), precision: 'year' };
   if (unit === 'month') return { date: addMonths(today, n * direction), precision: 'month' };
@@ -177,7 +182,11 @@ export function resolveDatePhrase(sentence: string, said: Date, zone: string): R
     if (!m) continue;
     const found = resolve(m, today, past);
     if (!found) return null;
-    const { date, precision = 'day', approximate = false } = 'date' in found ? found : { date: found };
+    const {
+      date,
+      precision = 'day',
+      approximate = false,
+    } = 'date' in found ? found : { date: found };
     return { date, phrase: m[0], precision, approximate };
   }
   return null;

@@ -61,7 +61,7 @@ describe('the offline extractor dates what it keeps', () => {
       existing: [],
     });
     expect(memory).toMatchObject({
-      content: 'User has a piano recital tomorrow',
+      content: 'User has a piano recital on 4 December 2026',
       category: 'EVENT',
       occurredAt: startOfLocalDay({ year: 2026, month: 12, day: 4 }, 'Pacific/Auckland'),
     });
