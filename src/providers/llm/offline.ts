@@ -171,9 +171,9 @@ export class OfflineCompanion implements ChatModel {
     if (followUp) {
       // The due follow-up replaces the generic closing question: asked visibly, exactly once.
       const what = toSecondPerson(followUp.content, personaName);
-      parts.push(
-        `By the way, you told me ${what}${followUp.when ? ` (${followUp.when})` : ''}. How did it go?`,
-      );
+      // A memory written with its date ("… on 4 December 2026") needs no second one.
+      const when = followUp.when && !/\b\d{4}\b/.test(what) ? ` (${followUp.when})` : '';
+      parts.push(`By the way, you told me ${what}${when}. How did it go?`);
     } else {
       // After a question the answer is the point: no question back, only the catchphrase.
       const pool = [
