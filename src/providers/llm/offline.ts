@@ -166,7 +166,11 @@ export class OfflineCompanion implements ChatModel {
         parts.push((pick(PROFILE_LINES, 1) ?? '').replace('{memory}', memory));
       }
       if (bestRelationship) parts.push(relationshipLine(bestRelationship.content, personaName));
-      if (!bestProfile && !bestRelationship) parts.push(pick(voice.unknown, 2) ?? '');
+      // Nothing recalled yet: invite the user to tell more, once, not on every turn.
+      const invite = pick(voice.unknown, 2) ?? '';
+      if (!bestProfile && !bestRelationship && !voice.unknown.some((l) => previous?.includes(l))) {
+        parts.push(invite);
+      }
     }
     if (followUp) {
       // The due follow-up replaces the generic closing question: asked visibly, exactly once.
