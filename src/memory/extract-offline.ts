@@ -321,7 +321,7 @@ const MOVED = new RegExp(
   String.raw`^User (?:has |had )?(?:finally |recently |\w+ly )?(?:moved|relocated)(?: back)? to ${PLACE}`,
   'u',
 );
-const LIVES = new RegExp(String.raw`^User (?:now )?lives in ${PLACE}$`, 'u');
+const LIVES = new RegExp(`^User (?:now )?lives in ${PLACE}$`, 'u');
 const NEW_JOB =
   /^User (?:started (?:a new job|a job|working|work)|got (?:a |the )?(?:new )?job|switched to a job|has a new job) (at|as|for) (.+?)$/;
 const WORKS = /^User (?:now )?(works) (?:as|at|for) (.+)$/;
@@ -372,7 +372,12 @@ function clauses(message: string): string[] {
     // "I'm a nurse, and you?": the statement stands; a real question is skipped whole.
     const sentence = raw
       .trim()
-      .replace(/,?\s*(?:and you|what about you|how about you|right|you know)\s*\?$/i, '.');
+      .replace(/,?\s*(?:and you|what about you|how about you|right|you know)\s*\?$/i, '.')
+      // "…tomorrow, honestly I feel nervous": the comma still ends a clause without the filler.
+      .replace(
+        /,\s*(?:by the way|btw|honestly|actually|to be honest|tbh|anyway|frankly),?\s*/gi,
+        ', ',
+      );
     if (sentence.endsWith('?') || JOKE.test(sentence)) continue;
     let pending = '';
     let subject: string | null = null;
