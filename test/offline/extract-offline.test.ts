@@ -182,6 +182,10 @@ describe('OfflineExtractor: atomic, clean, dated memories (issue 17)', () => {
     expect(await contents(said('Honestly, I actually love my job, you know.'))).toEqual([
       "User loves User's job",
     ]);
+    expect(await contents(said('I have an exam tomorrow, honestly I feel nervous.'))).toEqual([
+      'User has an exam on 4 December 2026',
+      'User feels nervous',
+    ]);
   });
 
   it('resolves dates in the user zone: "tomorrow" at 00:30 Friday in Kiritimati is Saturday', async () => {

@@ -141,6 +141,18 @@ describe('OfflineCompanion listens', () => {
     expect(reply.content).not.toMatch(/Lisbon|vet/);
   });
 
+  it('hears back a memory on the topic of a statement, and none off topic', async () => {
+    const interview = await companion.complete(
+      request('I have a job interview tomorrow', { profile: [home, job] }),
+    );
+    expect(interview.content).toContain('you work as a vet in Porto');
+    expect(interview.content).not.toContain('Lisbon');
+    const wedding = await companion.complete(
+      request('My sister Lucia is getting married', { profile: [home, job] }),
+    );
+    expect(wedding.content).not.toMatch(/Lisbon|vet/);
+  });
+
   it('greets by the time since the last talk: first talk, same day, days later', async () => {
     const first = await companion.complete(request('Hi!', {}, {}, {}));
     expect(first.content).toMatch(/I'm Mia/);

@@ -159,7 +159,10 @@ export class OfflineCompanion implements ChatModel {
         parts.push(pick(voice.notYet, 2) ?? '');
       }
     } else if (kind !== 'question') {
-      const bestProfile = best(profile, userMessage);
+      // A statement hears back a memory on its topic ("I have an interview" → the job); only
+      // a greeting, with nothing to be on topic with, gets the best-scored one.
+      const bestProfile =
+        kind === 'greeting' ? best(profile, userMessage) : answering(userMessage, profile, true);
       const bestRelationship = best(relationship, userMessage);
       if (bestProfile) {
         const memory = toSecondPerson(bestProfile.content, personaName);
@@ -278,12 +281,17 @@ const QUESTION_NOISE = new Set(
  * question asks about wins, else one sharing a distinctive word with it ("my sister" →
  * "User's sister Lucia…"); recall's score breaks ties.
  */
-function answering(question: string, facts: readonly RecalledFact[]): RecalledFact | undefined {
+function answering(
+  question: string,
+  facts: readonly RecalledFact[],
+  skipEchoes = false,
+): RecalledFact | undefined {
   const topics = TOPICS.filter((t) => t.asks.test(question));
   const asked = stems(question).filter((w) => !QUESTION_NOISE.has(w));
   let top: { fact: RecalledFact; points: number } | undefined;
   for (const fact of facts) {
     if (fact.content.trim() === '' || !Number.isFinite(fact.score)) continue;
+    if (skipEchoes && echoes(fact, question)) continue;
     const content = fact.content.replace(/^User\b/, '');
     const words = new Set(stems(content));
     const points =
@@ -331,15 +339,20 @@ function classify(message: string): MessageKind {
  * says: echoing "you love hiking" right after "I love hiking" is not remembering.
  */
 function best(facts: readonly RecalledFact[], message: string): RecalledFact | undefined {
-  const said = new Set(stems(message));
   let top: RecalledFact | undefined;
   for (const fact of facts) {
     if (fact.content.trim() === '' || !Number.isFinite(fact.score)) continue;
-    const words = stems(fact.content.replace(/^User\b/, '')).filter((w) => w.length > 3);
-    if (words.length > 0 && words.every((w) => said.has(w))) continue;
+    if (echoes(fact, message)) continue;
     if (!top || fact.score > top.score) top = fact;
   }
   return top;
+}
+
+/** Whether the memory only repeats the message ("I love hiking" → "User loves hiking"). */
+function echoes(fact: RecalledFact, message: string): boolean {
+  const said = new Set(stems(message));
+  const words = stems(fact.content.replace(/^User\b/, '')).filter((w) => w.length > 3);
+  return words.length > 0 && words.every((w) => said.has(w));
 }
 
 function relationshipLine(content: string, personaName: string): string {
