@@ -204,9 +204,9 @@ export class OfflineCompanion implements ChatModel {
 }
 
 /**
- * The first line. A first talk introduces the persona whatever was said; a greeting is
- * answered by the gap: "hello again" the same day (or mid-conversation), a warm greeting after
- * a day or more (the since-line then says how long).
+ * The first line. A first talk introduces the persona (and acknowledges a first statement or
+ * question); a greeting is answered by the gap: "hello again" the same day (or mid-conversation),
+ * a warm greeting after a day or more (the since-line then says how long).
  */
 function opening(
   voice: Lines,
@@ -215,7 +215,11 @@ function opening(
   previous: string | null,
   pick: (lines: readonly string[], salt: number) => string | undefined,
 ): string {
-  if (days === undefined && previous === null) return pick(voice.first, 0) ?? '';
+  if (days === undefined && previous === null) {
+    // Meeting the user, and still hearing what they said first ("I hear you.").
+    const heard = kind === 'greeting' ? '' : ` ${pick(voice[kind], 1) ?? ''}`;
+    return `${pick(voice.first, 0) ?? ''}${heard}`;
+  }
   if (kind !== 'greeting') return pick(voice[kind], 0) ?? '';
   return pick(days === undefined || days < 1 ? voice.again : voice.greeting, 0) ?? '';
 }
