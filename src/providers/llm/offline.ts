@@ -169,9 +169,10 @@ export class OfflineCompanion implements ChatModel {
         parts.push((pick(PROFILE_LINES, 1) ?? '').replace('{memory}', memory));
       }
       if (bestRelationship) parts.push(relationshipLine(bestRelationship.content, personaName));
-      // Nothing recalled yet: invite the user to tell more, once, not on every turn.
+      // Nothing recalled at all: invite the user to tell more, once, not on every turn.
       const invite = pick(voice.unknown, 2) ?? '';
-      if (!bestProfile && !bestRelationship && !voice.unknown.some((l) => previous?.includes(l))) {
+      const nothing = profile.length === 0 && relationship.length === 0;
+      if (nothing && !voice.unknown.some((l) => previous?.includes(l))) {
         parts.push(invite);
       }
     }
