@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { OfflineExtractor } from '../../src/memory/extract-offline.js';
-import { resolveDatePhrase } from '../../src/time/resolve.js';
+import { absoluteDate, resolveDatePhrase } from '../../src/time/resolve.js';
 import { canonicalTimeZone, isoDate, startOfLocalDay } from '../../src/time/zone.js';
 
 /** 10:30 UTC on Thursday 3 December 2026: 23:30 the same Thursday in Auckland (UTC+13). */
@@ -37,6 +37,25 @@ describe('resolveDatePhrase in the user zone', () => {
     ).toBe('2026-12-05');
   });
 
+  it.each([
+    ['My sister is getting married next month', 'in January 2027'],
+    ['I started a course last month', 'in November 2026'],
+    ['We are moving next year', 'in 2027'],
+    ['I graduated two years ago', 'in 2024'],
+    ['I broke my wrist three days ago', 'on 30 November 2026'],
+    ['I have a recital in two weeks', 'around 17 December 2026'],
+    ['I moved last week', 'in the week of 23 November 2026'],
+    ["I'm visiting my parents this weekend", 'on the weekend of 5 December 2026'],
+    ['I went to a concert last night', 'on 2 December 2026'],
+  ])('%s → "%s" (UTC)', (text, expected) => {
+    const found = resolveDatePhrase(text, SAID, 'UTC');
+    expect(found && absoluteDate(found)).toBe(expected);
+  });
+
+  it('a habit is not a date: "every Sunday"', () => {
+    expect(resolveDatePhrase('I play chess every Sunday', SAID, 'UTC')).toBeNull();
+  });
+
   it('finds nothing without a date, and no impossible date', () => {
     expect(resolveDatePhrase('I am a nurse', SAID, 'UTC')).toBeNull();
     expect(resolveDatePhrase('My party is on 31 February', SAID, 'UTC')).toBeNull();
@@ -61,7 +80,7 @@ describe('the offline extractor dates what it keeps', () => {
       existing: [],
     });
     expect(memory).toMatchObject({
-      content: 'User has a piano recital tomorrow',
+      content: 'User has a piano recital on 4 December 2026',
       category: 'EVENT',
       occurredAt: startOfLocalDay({ year: 2026, month: 12, day: 4 }, 'Pacific/Auckland'),
     });

@@ -10,14 +10,19 @@ import { LlmError } from '../../src/providers/llm/types.js';
 
 const companion = new OfflineCompanion();
 
+/** A turn later the same day as the last talk, unless `time` says otherwise. */
 function request(
   userMessage: string,
   recalled: { profile?: RecalledFact[]; relationship?: RecalledFact[] } = {},
   personaTraits: Record<string, unknown> = {},
+  time: { daysSinceLastTalk?: number; history?: ChatRequest['messages'] } = {
+    daysSinceLastTalk: 0,
+  },
 ): ChatRequest {
   return {
     messages: [
       { role: 'system', content: 'You are Mia, a warm companion.' },
+      ...(time.history ?? []),
       { role: 'user', content: userMessage },
     ],
     context: {
@@ -26,6 +31,9 @@ function request(
       userMessage,
       profile: recalled.profile ?? [],
       relationship: recalled.relationship ?? [],
+      ...(time.daysSinceLastTalk === undefined
+        ? {}
+        : { daysSinceLastTalk: time.daysSinceLastTalk }),
     },
   };
 }
@@ -61,8 +69,9 @@ describe('OfflineCompanion', () => {
   });
 
   it('is deterministic and varies only with the request', async () => {
-    const first = await companion.complete(request('Hello Mia'));
-    expect(await companion.complete(request('Hello Mia'))).toEqual(first);
+    // A first talk (no last talk, no history): the persona introduces itself by name.
+    const first = await companion.complete(request('Hello Mia', {}, {}, {}));
+    expect(await companion.complete(request('Hello Mia', {}, {}, {}))).toEqual(first);
     expect(first.content).toContain('Mia');
   });
 
@@ -83,7 +92,13 @@ describe('OfflineCompanion', () => {
     const traits = { tone: 'playful', catchphrase: 'Onwards!', emoji: '🎈' };
     const reply = await companion.complete(request('Hey Mia!', {}, traits));
     expect(reply.content).toContain('🎈');
-    expect(reply.content.endsWith('Onwards!')).toBe(true);
+    // The catchphrase is one of the closing lines (never two replies in a row, tested below).
+    const closings = await Promise.all(
+      ['Hey Mia!', 'I baked bread', 'I went running', 'It rained', 'I like tea'].map(
+        async (m) => (await companion.complete(request(m, {}, traits))).content,
+      ),
+    );
+    expect(closings.some((c) => c.endsWith('Onwards!'))).toBe(true);
     expect(readTraits({ tone: 'grumpy', catchphrase: 42, emoji: 'x'.repeat(50) })).toEqual({
       tone: 'warm',
       catchphrase: null,
@@ -102,6 +117,79 @@ describe('OfflineCompanion', () => {
     controller.abort();
     const aborted = { ...request('Hi'), signal: controller.signal };
     await expect(companion.complete(aborted)).rejects.toBeInstanceOf(LlmError);
+  });
+});
+
+describe('OfflineCompanion listens', () => {
+  const home: RecalledFact = { content: 'User lives in Lisbon', score: 0.41 };
+  const job: RecalledFact = { content: 'User works as a vet in Porto', score: 0.77 };
+
+  it('answers the question with the memory that answers it, not the best-scored one', async () => {
+    const where = await companion.complete(request('Where do I live?', { profile: [job, home] }));
+    expect(where.content).toContain('you live in Lisbon');
+    expect(where.content).not.toMatch(/vet|Porto/);
+    const work = await companion.complete(request("What's my job?", { profile: [home, job] }));
+    expect(work.content).toContain('you work as a vet in Porto');
+    expect(work.content).not.toContain('Lisbon');
+  });
+
+  it('says so when no recalled memory answers, instead of quoting one', async () => {
+    const reply = await companion.complete(
+      request("What's my sister's name?", { profile: [home, job] }),
+    );
+    expect(reply.content).toMatch(/haven't told me|told me that yet/);
+    expect(reply.content).not.toMatch(/Lisbon|vet/);
+  });
+
+  it('hears back a memory on the topic of a statement, and none off topic', async () => {
+    const interview = await companion.complete(
+      request('I have a job interview tomorrow', { profile: [home, job] }),
+    );
+    expect(interview.content).toContain('you work as a vet in Porto');
+    expect(interview.content).not.toContain('Lisbon');
+    const wedding = await companion.complete(
+      request('My sister Lucia is getting married', { profile: [home, job] }),
+    );
+    expect(wedding.content).not.toMatch(/Lisbon|vet/);
+  });
+
+  it('greets by the time since the last talk: first talk, same day, days later', async () => {
+    const first = await companion.complete(request('Hi!', {}, {}, {}));
+    expect(first.content).toMatch(/I'm Mia/);
+    expect(first.content).not.toMatch(/again|back|since we last talked/i);
+    // A first message that is not a greeting still meets the user first.
+    const firstStatement = await companion.complete(request('I love hiking', {}, {}, {}));
+    expect(firstStatement.content).toMatch(/I'm Mia/);
+
+    const sameDay = await companion.complete(request('Hi!', {}, {}, { daysSinceLastTalk: 0 }));
+    expect(sameDay.content).toMatch(/again|Welcome back/);
+    expect(sameDay.content).not.toMatch(/meet you|since we last talked/);
+
+    const later = await companion.complete(request('Hi!', {}, {}, { daysSinceLastTalk: 3 }));
+    expect(later.content).toMatch(/It's been 3 days since we last talked/);
+    expect(later.content).not.toMatch(/meet you|Hello again/);
+  });
+
+  it('never ends two replies in a row with the same closing line, catchphrase included', async () => {
+    const traits = { tone: 'warm', catchphrase: 'Tell me more?' };
+    const history: ChatRequest['messages'] = [];
+    const closings: string[] = [];
+    const said = ['Hi', 'I went running', 'It rained', 'I baked bread', 'Work was long'];
+    for (let i = 0; i < 20; i++) {
+      const message = said[i % said.length] as string;
+      const reply = await companion.complete(
+        request(message, { profile: [home] }, traits, { daysSinceLastTalk: 0, history }),
+      );
+      closings.push(reply.content.split(/(?<=[.!?])\s+/).pop() ?? '');
+      history.push(
+        { role: 'user', content: message },
+        { role: 'assistant', content: reply.content },
+      );
+    }
+    for (let i = 1; i < closings.length; i++) expect(closings[i]).not.toBe(closings[i - 1]);
+    // The catchphrase still closes some replies, and the phrasing varies across the talk.
+    expect(closings.filter((c) => c === 'Tell me more?').length).toBeGreaterThan(0);
+    expect(new Set(closings).size).toBeGreaterThan(2);
   });
 });
 
