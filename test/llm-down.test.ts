@@ -35,24 +35,26 @@ describe.each([
   { fault: 'hang' as const, name: 'timing out' },
   { fault: '503' as const, name: 'answering 503' },
 ])('the chat model $name', ({ fault }) => {
-  it('answers SERVICE_UNAVAILABLE promptly, keeps the message, and a retry answers it', async () => {
+  it('answers SERVICE_UNAVAILABLE after bounded attempts, keeps the message, and a retry answers it', async () => {
     const user = await t.newUser();
     const { mira } = await personaIds(t, user.token);
     const { sessionId } = await startChat(t, user.token, mira as string);
     const vars = { sessionId, content: 'Are you there?', clientMessageId: `down-${fault}` };
 
     openrouter.setFaults({ probability: 1, kinds: [fault], retryAfter: '0' });
-    const started = performance.now();
+    const before = openrouter.faultsServed;
     const failed = await t.gql<SendMessageData>(SEND_MESSAGE, vars, user.token);
-    const ms = performance.now() - started;
+    const attempts = openrouter.faultsServed - before;
     openrouter.setFaults({});
 
     expect(codesOf(failed)).toEqual(['SERVICE_UNAVAILABLE']);
     expect(failed.errors?.[0]?.extensions?.retryable).toBe(true);
     expect(failed.errors?.[0]?.message).toMatch(/Retry with the same clientMessageId/);
-    // Two attempts of at most TIMEOUT_MS each, plus backoff: bounded, not a hung request
-    // (10 s, as before; the attempts now take 6 s of it in the hang case).
-    expect(ms).toBeLessThan(2 * TIMEOUT_MS + 4_000);
+    // Bounded: one attempt and OPENROUTER_MAX_RETRIES (1) more, each given up after
+    // TIMEOUT_MS in the hang case; a request that never gave up would hang the test into its
+    // timeout. Counted, not timed: on a saturated machine the rest of the turn (the local
+    // embedder's recall) takes seconds of its own, which says nothing about the model calls.
+    expect(attempts).toBe(2);
     const stored = await t.services.prisma.message.findMany({ where: { userId: user.id } });
     expect(stored.map((m) => [m.role, m.content])).toEqual([['USER', 'Are you there?']]);
 
