@@ -220,7 +220,13 @@ async function openPglite(options: { dataDir: string } | { pglite: PGlite }): Pr
         importZeroConfig(() => import('@electric-sql/pglite')),
         importZeroConfig(() => import('@electric-sql/pglite-pgvector')),
       ]);
-      pglite = await PGlite.create(options.dataDir, { extensions: { vector } });
+      pglite = await PGlite.create(options.dataDir, {
+        extensions: { vector },
+        // PGlite touches all of shared_buffers at start (its default, 128 MB, was ~110 MiB of
+        // the zero-config RSS); a development database is small, and reads the data dir
+        // through the OS cache anyway (BENCHMARKS.md §4).
+        startParams: [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB'],
+      });
     } catch (err) {
       await unlock();
       throw err;
