@@ -6,8 +6,8 @@
  *
  * Why: a Fly machine that scaled to zero wakes on a request, and most of that wake-up was Node
  * resolving, reading and compiling ~1 300 module files (graphql, graphql-tools, zod, Pothos,
- * yoga, …) one by one. One file cuts the wake-up to about half and the idle RSS by ~15 MiB
- * (BENCHMARKS.md §4). The other compiled files (the CLIs) stay as tsc wrote them.
+ * yoga, …) one by one. One file cut spawn→first answer to ~0.4x and the idle RSS by ~10–15
+ * MiB (BENCHMARKS.md §4). The other compiled files (the CLIs) stay as tsc wrote them.
  *
  * Kept out of the bundle (loaded from node_modules at run time):
  *  - the Prisma client (`@prisma/client`, the generated `.prisma/client`): it loads its query
