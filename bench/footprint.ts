@@ -282,6 +282,8 @@ async function main() {
               LOG_LEVEL: 'info',
               HOST: '127.0.0.1',
               JWT_SECRET,
+              // Production refuses a public /metrics; a token keeps it on the one port.
+              METRICS_TOKEN: 'bench-metrics-token-0123456789abcdef',
               DATABASE_URL: scratch.url,
               ...fakes.env,
               ...(cap ? { NODE_OPTIONS: `--max-old-space-size=${cap}` } : {}),

