@@ -283,17 +283,18 @@ describe('a chat turn', () => {
     return { statements: counts.statements, data: dataOf(res) };
   };
 
-  it('a new turn costs at most 5 statements, its replay 3; all of it is stored', async () => {
+  it('a new turn costs at most 4 statements, its replay 3; all of it is stored', async () => {
     const [sessionId] = (await sessionIds(one.id)) as [string];
     await counted(send(sessionId, 'turn-warm'), one.token);
     const turn = await counted(send(sessionId, 'turn-counted'), one.token);
     const replay = await counted(send(sessionId, 'turn-counted'), one.token);
     console.info(`new turn: ${turn.statements} SQL; replay: ${replay.statements} SQL`);
     // The shared rate limit, the opening statement (session, persona, idempotency, history,
-    // time), recall (one statement per layer until both layers share one), the reply with its
-    // follow-up mark and extraction job.
-    expect(turn.statements).toBeLessThanOrEqual(5);
-    // The rate limit, the opening statement (finds the answered turn), the recalled memories.
+    // time), recall (both layers in one statement), the reply with its follow-up mark,
+    // extraction job and usage-ledger row.
+    expect(turn.statements).toBeLessThanOrEqual(4);
+    // The rate limit, the opening statement (finds the answered turn), the recalled memories
+    // (read only when the stored recall names any).
     expect(replay.statements).toBeLessThanOrEqual(3);
     expect(replay.data).toEqual(turn.data);
 
