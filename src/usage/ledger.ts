@@ -54,14 +54,9 @@ export async function recordUsage(
   if (sql) await db.$executeRaw(sql);
 }
 
-export interface LedgerRow {
+/** One ledger row: a day's added-up usage of one kind and model. */
+export interface LedgerRow extends UsageEntry {
   day: string;
-  kind: UsageKind;
-  model: string;
-  requests: number;
-  inputTokens: number;
-  outputTokens: number;
-  estimatedRequests: number;
 }
 
 /** A user's rows from `fromDay` to `toDay` (YYYY-MM-DD, inclusive), newest day first. */
