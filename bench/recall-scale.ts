@@ -27,7 +27,13 @@ import { rawQueryOf } from '../src/db/raw.js';
 import { silentLogger } from '../src/logger.js';
 import { DEFAULT_FUSION } from '../src/memory/fusion.js';
 import { recallForTurn } from '../src/memory/recall.js';
-import { searchLayer, searchLayerHybrid, toVectorLiteral } from '../src/memory/store.js';
+import {
+  type LayerSizes,
+  readLayerSizes,
+  searchLayer,
+  searchLayerHybrid,
+  toVectorLiteral,
+} from '../src/memory/store.js';
 import { Metrics } from '../src/metrics.js';
 import type { Embedder } from '../src/providers/embeddings/types.js';
 import { deadline, emitJson, log, machineInfo, round, summarize, table } from './lib/common.js';
@@ -46,8 +52,11 @@ const PROFILE_K = 3;
 const RELATIONSHIP_K = 8;
 
 /**
- * `project`: the project's own turn recall (recallForTurn → searchLayerHybrid: meaning and
- * words fused), whatever src has now.
+ * `project`: the project's own turn recall (recallForTurn → searchLayersHybrid: meaning and
+ * words fused), whatever src has now, given the layer sizes as the turn's opening statement
+ * reads them (each layer's path fixed, the statement prepared).
+ * `project-unsized`: the same without the sizes: both paths in the statement, not prepared
+ * (what memory search runs).
  * `project-exact`: the same with RECALL_ANN_MIN_ROWS = ∞ (every layer exact): the reference
  * the index path of large layers is measured against.
  * `vector`: the turn recall before hybrid, searchLayer (vector only) on both layers: the
@@ -56,7 +65,13 @@ const RELATIONSHIP_K = 8;
  * `, id` tie-breaker — `ORDER BY embedding <=> $v LIMIT k` straight on `memories`, the form
  * pgvector's HNSW index can serve (on PostgreSQL 15 a second sort key already prevents it).
  */
-type QueryForm = 'project' | 'project-exact' | 'per-layer' | 'vector' | 'no-tiebreak';
+type QueryForm =
+  | 'project'
+  | 'project-unsized'
+  | 'project-exact'
+  | 'per-layer'
+  | 'vector'
+  | 'no-tiebreak';
 
 /** The turn's fusion with every layer ranked exactly (no index path): the reference for it. */
 const EXACT_FUSION = { ...DEFAULT_FUSION, annMinRows: Number.MAX_SAFE_INTEGER };
@@ -78,6 +93,13 @@ const STRATEGIES: Strategy[] = [
     query: 'project',
     description:
       'as shipped: recallForTurn (hybrid: vector + BM25), planner choice, server defaults',
+    settings: {},
+  },
+  {
+    name: 'unsized',
+    query: 'project-unsized',
+    description:
+      'the hybrid turn without the layer sizes known beforehand: both paths in the statement, picked by the stats row, never prepared (memory search does this)',
     settings: {},
   },
   {
@@ -156,6 +178,8 @@ interface Query {
   vector: number[];
   /** The turn's text (the lexical side of hybrid recall). */
   text: string;
+  /** The user's layer sizes, as a turn reads them before its recall. */
+  liveRows: LayerSizes;
   exactProfile: string[];
   exactRelationship: string[];
   /** The hybrid turn's answer with every layer ranked exactly (project-exact). */
@@ -278,7 +302,11 @@ function recallFunction(db: Database, form: QueryForm): RecallFn {
     embedder.next = q.vector;
     const result = await recallForTurn(
       { db: rawQueryOf(db.driver), embedder, logger: silentLogger, metrics },
-      { userId: q.user.userId, instanceId: q.user.instanceId },
+      {
+        userId: q.user.userId,
+        instanceId: q.user.instanceId,
+        liveRows: form === 'project-unsized' ? undefined : q.liveRows,
+      },
       { message: q.text },
       // minScore -1: the score filter runs in JS after the query, so it would only hide rows.
       { profileK: PROFILE_K, relationshipK: RELATIONSHIP_K, minScore: -1, fusion },
@@ -370,12 +398,18 @@ async function planFor(
   );
   const scope = { userId: user.userId, instanceId: layer === 'profile' ? null : user.instanceId };
   const k = layer === 'profile' ? PROFILE_K : RELATIONSHIP_K;
-  if (form === 'project' || form === 'project-exact' || form === 'per-layer') {
+  if (
+    form === 'project' ||
+    form === 'project-unsized' ||
+    form === 'project-exact' ||
+    form === 'per-layer'
+  ) {
+    // One layer, size unknown (the `either` form): the plan shown is the path the stats pick.
     await searchLayerHybrid(
       bench.db.prisma,
       scope,
       { embedding: vector, model: BENCH_MODEL, k, text, minScore: -1 },
-      form === 'project' ? DEFAULT_FUSION : EXACT_FUSION,
+      form === 'project-exact' ? EXACT_FUSION : DEFAULT_FUSION,
     );
   } else if (form === 'vector') {
     await searchLayer(bench.db.prisma, scope, { embedding: vector, model: BENCH_MODEL, k });
@@ -483,6 +517,8 @@ async function runSize(options: SizeOptions): Promise<SizeResult> {
           user,
           vector,
           text,
+          // What the turn's opening statement reads for recall (untimed here, as in a turn).
+          liveRows: await readLayerSizes(rawQueryOf(bench.db.driver), user),
           exactProfile: await exactTopK(bench, user, 'profile', v, PROFILE_K),
           exactRelationship: await exactTopK(bench, user, 'relationship', v, RELATIONSHIP_K),
           exactHybrid: { profile: [], relationship: [] },

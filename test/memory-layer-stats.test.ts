@@ -1,9 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eraseUser } from '../src/account/erase.js';
+import { openTurn } from '../src/chat/turn-store.js';
+import type { RawQuery } from '../src/db/raw.js';
 import { DEFAULT_FUSION } from '../src/memory/fusion.js';
 import {
+  type HybridLayerQuery,
   insertMemory,
   type LayerScope,
+  readLayerSizes,
   searchLayersHybrid,
   supersedeMemory,
 } from '../src/memory/store.js';
@@ -39,16 +44,20 @@ describe('memory layer stats', () => {
   });
   afterAll(() => t?.close());
 
-  async function userWithInstance(): Promise<{ userId: string; instanceId: string }> {
+  async function userWithInstance(): Promise<{
+    userId: string;
+    instanceId: string;
+    sessionId: string;
+  }> {
     const u = await t.newUser();
     const ids = await personaIds(t, u.token);
     const first = Object.values(ids)[0];
     if (!first) throw new Error('no persona');
     await startChat(t, u.token, first);
-    const instance = await t.services.prisma.personaInstance.findFirstOrThrow({
+    const session = await t.services.prisma.chatSession.findFirstOrThrow({
       where: { userId: u.id },
     });
-    return { userId: u.id, instanceId: instance.id };
+    return { userId: u.id, instanceId: session.instanceId, sessionId: session.id };
   }
 
   async function put(scope: LayerScope, content: string, seed: number): Promise<string> {
@@ -199,5 +208,68 @@ describe('memory layer stats', () => {
     );
     expect(p.map((h) => h.memory.content)).toEqual(['User keeps bees on the roof']);
     expect(r.map((h) => h.memory.content)).toEqual(['We joked about bees and honey']);
+  });
+
+  it('a turn reads its layer sizes as it opens; a known size fixes the path, and small layers run prepared', async () => {
+    const { userId, instanceId, sessionId } = await userWithInstance();
+    const profile = { userId, instanceId: null };
+    const relationship = { userId, instanceId };
+    const words = ['river', 'garden', 'violin', 'market', 'harbour', 'comet', 'lantern', 'meadow'];
+    for (let i = 0; i < 120; i++) {
+      const a = words[i % words.length];
+      const b = words[(i * 3 + 1) % words.length];
+      await put(profile, `Memory ${i} about the ${a} and the ${b}`, 2000 + i);
+    }
+    for (let i = 0; i < 5; i++)
+      await put(relationship, `We spoke of the ${words[i]} once`, 3000 + i);
+    const sizes = { profile: 120, relationship: 5 };
+    expect(await readLayerSizes(t.services.sql, { userId, instanceId })).toEqual(sizes);
+    const opened = await openTurn(t.services.sql, {
+      userId,
+      sessionId,
+      content: 'hello there',
+      clientMessageId: randomUUID(),
+      now: new Date(),
+      historyWindow: 10,
+    });
+    expect(opened.kind).toBe('turn');
+    if (opened.kind === 'turn') expect(opened.liveRows).toEqual(sizes);
+
+    // Which statements asked to be prepared.
+    const prepared: boolean[] = [];
+    const sql: RawQuery = (q, options) => {
+      prepared.push(options?.prepare === true);
+      return t.services.sql(q, options);
+    };
+    const layers = (known: boolean): HybridLayerQuery[] => [
+      { scope: profile, k: 3, liveRows: known ? sizes.profile : undefined },
+      { scope: relationship, k: 8, liveRows: known ? sizes.relationship : undefined },
+    ];
+    const ids = (lists: { memory: { id: string } }[][]) =>
+      lists.map((l) => l.map((h) => h.memory.id));
+    // Index path for the profile (120 ≥ 100), exact for the relationship layer; then all exact.
+    for (const fusion of [
+      { ...DEFAULT_FUSION, annMinRows: 100 },
+      { ...DEFAULT_FUSION, annMinRows: 1_000_000 },
+    ]) {
+      prepared.length = 0;
+      // More runs than PostgreSQL's five custom plans before it may take the generic one.
+      for (let q = 0; q < 8; q++) {
+        const query = {
+          embedding: vector(2000 + q * 13),
+          text: `the ${words[q % words.length]} and the ${words[(q + 3) % words.length]}`,
+          model: MODEL,
+          k: 8,
+        };
+        const unsized = await searchLayersHybrid(sql, layers(false), query, fusion);
+        const sized = await searchLayersHybrid(sql, layers(true), query, fusion);
+        expect(ids(sized)).toEqual(ids(unsized));
+        expect(sized[0]).toHaveLength(3);
+        expect(sized[1]).toHaveLength(5);
+      }
+      const allExact = fusion.annMinRows > sizes.profile;
+      // unsized: never prepared; sized: prepared only when every layer is exact.
+      expect(prepared).toEqual(Array.from({ length: 16 }, (_, i) => i % 2 === 1 && allExact));
+    }
   });
 });

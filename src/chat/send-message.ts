@@ -132,7 +132,7 @@ async function runTurn(
   const recalled = fitMemorySections(
     await recallForTurn(
       { db: s.sql, embedder: meter.embedder(s.embedder), logger: s.logger, metrics: s.metrics },
-      { userId: input.userId, instanceId: session.instanceId },
+      { userId: input.userId, instanceId: session.instanceId, liveRows: turn.liveRows },
       { message: content, previousReply },
       {
         profileK: s.config.profileK,

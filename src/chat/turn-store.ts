@@ -11,6 +11,7 @@ import {
   markAskedStatement,
 } from '../memory/follow-ups.js';
 import type { StoredRecall } from '../memory/recall.js';
+import { type LayerSizes, liveRowsSql } from '../memory/store.js';
 
 /**
  * The chat turn's database work in two statements (DESIGN.md "The chat turn"): `openTurn`
@@ -95,6 +96,8 @@ const OpenTurnRow = z.object({
       dueAt: date,
     })
     .nullable(),
+  profileRows: z.number().int(),
+  relationshipRows: z.number().int(),
 });
 
 export interface OpenTurnInput {
@@ -125,6 +128,8 @@ export type OpenedTurn =
       history: { role: 'USER' | 'ASSISTANT'; content: string }[];
       lastTalkAt: Date | null;
       followUp: DueFollowUp | null;
+      /** Live memories of the turn's two layers, for recall's exact-or-index choice. */
+      liveRows: LayerSizes;
     };
 
 /**
@@ -136,7 +141,9 @@ export type OpenedTurn =
  *   - the history window before the user message (for a retry after a failed model call, the
  *     messages up to the stored one, which is reused);
  *   - the user's previous message to this persona (any session) and the oldest due follow-up
- *     this persona may raise (src/memory/follow-ups.ts dueFollowUpSelect).
+ *     this persona may raise (src/memory/follow-ups.ts dueFollowUpSelect);
+ *   - the live memories of the turn's two layers (two primary-key reads of memory_layer_stats),
+ *     so recall knows each layer's path before it runs (src/memory/store.ts layerPath).
  * Every part reads the statement's one snapshot, which does not contain the row it inserts.
  */
 export async function openTurn(query: RawQuery, t: OpenTurnInput): Promise<OpenedTurn> {
@@ -200,7 +207,9 @@ export async function openTurn(query: RawQuery, t: OpenTurnInput): Promise<Opene
         ORDER BY h.created_at, h.id) FROM history h) AS history,
       (SELECT created_at FROM last_talk) AS "lastTalkAt",
       (SELECT json_build_object('id', id, 'memoryId', memory_id, 'content', content,
-        'occurredAt', occurred_at, 'dueAt', due_at) FROM follow_up) AS "followUp"`);
+        'occurredAt', occurred_at, 'dueAt', due_at) FROM follow_up) AS "followUp",
+      ${liveRowsSql(t.userId, null)} AS "profileRows",
+      ${liveRowsSql(t.userId, Prisma.sql`(SELECT instance_id FROM s)`)} AS "relationshipRows"`);
   const row = OpenTurnRow.parse(rows[0]);
   if (!row.session) return { kind: 'no-session' };
   let userMessage: Message;
@@ -223,6 +232,7 @@ export async function openTurn(query: RawQuery, t: OpenTurnInput): Promise<Opene
     history: row.history ?? [],
     lastTalkAt: row.lastTalkAt,
     followUp: row.followUp,
+    liveRows: { profile: row.profileRows, relationship: row.relationshipRows },
   };
 }
 

@@ -79,8 +79,11 @@ export function withStartupOptions(url: string, options: string): string {
 
 function driverOf(client: pg.Pool | pg.PoolClient): SqlDriver {
   return {
-    query: async <T>(sql: string, params?: unknown[]) =>
-      (await client.query(sql, params)).rows as T[],
+    query: async <T>(sql: string, params?: unknown[], name?: string) =>
+      (name === undefined
+        ? await client.query(sql, params)
+        : await client.query({ name, text: sql, values: params })
+      ).rows as T[],
     exec: async (sql) => {
       await client.query(sql);
     },

@@ -15,7 +15,8 @@ import type { Logger } from '../logger.js';
  * real Postgres and the Fly release command.
  */
 export interface SqlDriver {
-  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** One statement; `name` makes it a named prepared statement where the driver has them. */
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[], name?: string): Promise<T[]>;
   /** Runs a script of several statements. */
   exec(sql: string): Promise<void>;
 }

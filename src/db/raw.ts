@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Prisma, PrismaClient } from '@prisma/client';
 import type { SqlDriver } from './migrate.js';
 
@@ -13,14 +14,36 @@ import type { SqlDriver } from './migrate.js';
  * driver decodes them (json/jsonb parsed, timestamptz as Date), so callers check them (zod).
  * On PGlite a direct query waits for any open Prisma transaction (PGlite serialises them).
  */
-export type RawQuery = (query: Prisma.Sql) => Promise<unknown[]>;
+export type RawQuery = (query: Prisma.Sql, options?: RawQueryOptions) => Promise<unknown[]>;
+
+export interface RawQueryOptions {
+  /**
+   * Run it as a named prepared statement: each connection parses and plans it once, then (from
+   * PostgreSQL's sixth execution on, if its generic plan costs no more than the custom ones)
+   * only binds and executes it. Only for statements whose text takes a handful of shapes and
+   * whose best plan does not depend on the values bound (a plan cached for one user serves all:
+   * see recall's layer paths, src/memory/store.ts). The name is a hash of the text, so a
+   * connection holds one prepared statement per shape. Drivers without them (PGlite) ignore it.
+   */
+  prepare?: boolean;
+}
+
+/** A prepared statement's name: its text's hash (under PostgreSQL's 63-byte name limit). */
+export function statementName(text: string): string {
+  return `q_${createHash('sha1').update(text).digest('base64url')}`;
+}
 
 /** On the database's pooled driver (no session state between calls). */
 export function rawQueryOf(driver: SqlDriver): RawQuery {
-  return (query) => driver.query<unknown>(query.text, query.values);
+  return (query, options) =>
+    driver.query<unknown>(
+      query.text,
+      query.values,
+      options?.prepare ? statementName(query.text) : undefined,
+    );
 }
 
-/** Through Prisma (`$queryRaw`), e.g. for a client wrapped by a test. */
+/** Through Prisma (`$queryRaw`), e.g. for a client wrapped by a test (never prepared). */
 export function rawQueryViaPrisma(prisma: Pick<PrismaClient, '$queryRaw'>): RawQuery {
   return (query) => prisma.$queryRaw<unknown[]>(query);
 }

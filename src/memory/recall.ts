@@ -4,7 +4,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Embedder } from '../providers/embeddings/types.js';
 import type { FusionSettings } from './fusion.js';
-import { type Db, type ScoredMemory, searchLayersHybrid } from './store.js';
+import { type Db, type LayerSizes, type ScoredMemory, searchLayersHybrid } from './store.js';
 
 export interface RecallOptions {
   profileK: number;
@@ -54,7 +54,12 @@ export function recallText(query: RecallQuery): string {
  */
 export async function recallForTurn(
   deps: { db: Db | RawQuery; embedder: Embedder; logger: Logger; metrics: Metrics },
-  scope: { userId: string; instanceId: string },
+  scope: {
+    userId: string;
+    instanceId: string;
+    /** The layers' live memories, if read already: fixes each layer's path (store.ts layerPath). */
+    liveRows?: LayerSizes;
+  },
   input: RecallQuery,
   options: RecallOptions,
 ): Promise<RecallResult> {
@@ -66,8 +71,16 @@ export async function recallForTurn(
     const [profile = [], relationship = []] = await searchLayersHybrid(
       deps.db,
       [
-        { scope: { userId: scope.userId, instanceId: null }, k: options.profileK },
-        { scope, k: options.relationshipK },
+        {
+          scope: { userId: scope.userId, instanceId: null },
+          k: options.profileK,
+          liveRows: scope.liveRows?.profile,
+        },
+        {
+          scope: { userId: scope.userId, instanceId: scope.instanceId },
+          k: options.relationshipK,
+          liveRows: scope.liveRows?.relationship,
+        },
       ],
       { ...query, k: Math.max(options.profileK, options.relationshipK) },
       options.fusion,

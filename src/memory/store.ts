@@ -217,6 +217,35 @@ function layerStats(scope: LayerScope): Prisma.Sql {
     FROM memory_layer_stats WHERE user_id = ${scope.userId}::uuid AND instance_key = ${key}::uuid`;
 }
 
+/** Live memories per layer of one user's turn (memory_layer_stats; 0 for an empty layer). */
+export interface LayerSizes {
+  profile: number;
+  relationship: number;
+}
+
+/**
+ * One layer's live memories as a scalar subquery (0 without a stats row), for a statement that
+ * reads them alongside other work (the turn's opening statement, src/chat/turn-store.ts).
+ * `instanceId`: an SQL uuid expression for a relationship layer, null for the profile.
+ */
+export function liveRowsSql(userId: string, instanceId: Prisma.Sql | null): Prisma.Sql {
+  const key = instanceId ?? Prisma.sql`${PROFILE_KEY}::uuid`;
+  return Prisma.sql`(SELECT COALESCE(max(live_rows), 0)::int FROM memory_layer_stats
+    WHERE user_id = ${userId}::uuid AND instance_key = ${key})`;
+}
+
+/** A user's profile and relationship layer sizes, on their own (one statement). */
+export async function readLayerSizes(
+  query: RawQuery,
+  scope: { userId: string; instanceId: string },
+): Promise<LayerSizes> {
+  const [row] = (await query(
+    Prisma.sql`SELECT ${liveRowsSql(scope.userId, null)} AS profile,
+      ${liveRowsSql(scope.userId, Prisma.sql`${scope.instanceId}::uuid`)} AS relationship`,
+  )) as LayerSizes[];
+  return row ?? { profile: 0, relationship: 0 };
+}
+
 /** CTE names of one layer's part of a statement: `p` + suffix, so two layers can share one. */
 function names(prefix: string) {
   const id = (suffix: string) => Prisma.raw(`${prefix}_${suffix}`);
@@ -254,20 +283,29 @@ function bm25Ctes(
   prefix: string,
   scope: LayerScope,
   where: Prisma.Sql,
+  path: LayerPath,
   annMinRows: number,
 ): Prisma.Sql {
   const t = names(prefix);
-  return Prisma.sql`${t.stats} AS MATERIALIZED (${layerStats(scope)}),
-  ${t.matches} AS MATERIALIZED (
-    SELECT id, COALESCE(length(search_tsv), 0) AS len,
+  const exact = Prisma.sql`SELECT id, COALESCE(length(search_tsv), 0) AS len,
       ts_filter(setweight(search_tsv, 'A', query.lexemes), '{a}') AS hits
     FROM ${candidates(where)}, query
-    WHERE mine.search_tsv @@ query.tsq AND (SELECT n FROM ${t.stats}) < ${annMinRows}
-    UNION ALL
-    SELECT id, COALESCE(length(search_tsv), 0) AS len,
+    WHERE mine.search_tsv @@ query.tsq`;
+  const indexed = Prisma.sql`SELECT id, COALESCE(length(search_tsv), 0) AS len,
       ts_filter(setweight(search_tsv, 'A', query.lexemes), '{a}') AS hits
     FROM memories, query
-    WHERE ${where} AND search_tsv @@ query.tsq AND (SELECT n FROM ${t.stats}) >= ${annMinRows}
+    WHERE ${where} AND search_tsv @@ query.tsq`;
+  const matches =
+    path === 'exact'
+      ? exact
+      : path === 'index'
+        ? indexed
+        : Prisma.sql`${exact} AND (SELECT n FROM ${t.stats}) < ${annMinRows}
+    UNION ALL
+    ${indexed} AND (SELECT n FROM ${t.stats}) >= ${annMinRows}`;
+  return Prisma.sql`${t.stats} AS MATERIALIZED (${layerStats(scope)}),
+  ${t.matches} AS MATERIALIZED (
+    ${matches}
   ), ${t.layer} AS (
     SELECT GREATEST(s.n, m.rows) AS n,
       GREATEST(CASE WHEN s.n > 0 THEN s.total / s.n ELSE m.avglen END, 1) AS avgdl
@@ -309,7 +347,7 @@ export async function searchLayerLexical(
   const where = searchable(scope, query.model, query);
   const rows = await db.$queryRaw<(MemoryRow & { score: number })[]>`
     WITH query AS MATERIALIZED (${queryTerms(query.text)}),
-    ${bm25Ctes('l', scope, where, DEFAULT_FUSION.annMinRows)}
+    ${bm25Ctes('l', scope, where, 'either', DEFAULT_FUSION.annMinRows)}
     SELECT ${COLUMNS}, l_bm25.score FROM l_bm25 JOIN memories USING (id)
     ORDER BY l_bm25.score DESC, id
     LIMIT ${query.k} OFFSET ${query.offset ?? 0}`;
@@ -318,7 +356,7 @@ export async function searchLayerLexical(
 
 /**
  * The meaning side of one layer: its `depth` nearest rows (`<p>_near(id, distance)`), by one of
- * two paths, chosen inside the statement by the layer's live-memory count (`<p>_stats`):
+ * two paths, by the layer's live-memory count (`path`, layerPath):
  * - below `annMinRows`: exact. The layer's rows come from the per-user btree indexes, fenced by
  *   OFFSET 0, and every distance is computed. Ordering through the shared HNSW index would
  *   filter by user after an approximate scan: for a small layer scattered among everyone's
@@ -328,14 +366,15 @@ export async function searchLayerLexical(
  *   size, where the exact scan grows by ~2 µs per row. `ORDER BY` the distance alone: a second
  *   sort key keeps PostgreSQL 15 off the index. Where the index cannot serve (a filter on
  *   superseded rows, which it does not hold) the planner falls back to an exact plan.
- * Each path is gated by a condition on the one-row stats CTE: the planner makes it a one-time
- * filter, so only one path runs.
+ * Path `either` (size unknown): both, each gated by a condition on the one-row stats CTE; the
+ * planner makes it a one-time filter, so only one runs, but both are parsed and planned.
  */
 function nearestCtes(
   prefix: string,
   where: Prisma.Sql,
   maxDistance: number | null,
   depth: number,
+  path: LayerPath,
   annMinRows: number,
 ): Prisma.Sql {
   const t = names(prefix);
@@ -346,25 +385,57 @@ function nearestCtes(
     maxDistance === null
       ? Prisma.empty
       : Prisma.sql`AND embedding <=> ${v} <= ${maxDistance}::float8`;
-  return Prisma.sql`${t.near} AS (
-    (SELECT id, distance FROM (
+  const gate = (op: '<' | '>=') =>
+    path === 'either'
+      ? Prisma.sql`AND (SELECT n FROM ${t.stats}) ${Prisma.raw(op)} ${annMinRows}`
+      : Prisma.empty;
+  const exact = Prisma.sql`(SELECT id, distance FROM (
         SELECT id, embedding <=> ${v} AS distance FROM ${candidates(where)}
       ) AS exact
-      WHERE (SELECT n FROM ${t.stats}) < ${annMinRows} ${near}
-      ORDER BY distance, id LIMIT ${depth})
+      WHERE true ${gate('<')} ${near}
+      ORDER BY distance, id LIMIT ${depth})`;
+  const indexed = Prisma.sql`(SELECT id, embedding <=> ${v} AS distance FROM memories
+      WHERE ${where} ${gate('>=')} ${annNear}
+      ORDER BY embedding <=> ${v} LIMIT ${depth})`;
+  const nearest =
+    path === 'exact'
+      ? exact
+      : path === 'index'
+        ? indexed
+        : Prisma.sql`${exact}
     UNION ALL
-    (SELECT id, embedding <=> ${v} AS distance FROM memories
-      WHERE ${where} AND (SELECT n FROM ${t.stats}) >= ${annMinRows} ${annNear}
-      ORDER BY embedding <=> ${v} LIMIT ${depth})
+    ${indexed}`;
+  return Prisma.sql`${t.near} AS (
+    ${nearest}
   ), ${t.byMeaning} AS (
     SELECT id, row_number() OVER (ORDER BY distance, id) AS rank FROM ${t.near}
   )`;
+}
+
+/**
+ * How a layer is ranked: `exact` (every row's distance and word test, for a layer below
+ * `annMinRows` live memories), `index` (HNSW and GIN, from `annMinRows` on), or `either` when
+ * the caller does not know the layer's size: then the statement holds both and the layer's
+ * stats row picks one at run time (a one-time filter).
+ */
+export type LayerPath = 'exact' | 'index' | 'either';
+
+/** The path of a layer of `liveRows` live memories (unknown: decided in the statement). */
+export function layerPath(liveRows: number | undefined, annMinRows: number): LayerPath {
+  if (liveRows === undefined) return 'either';
+  return liveRows < annMinRows ? 'exact' : 'index';
 }
 
 export interface HybridLayerQuery {
   scope: LayerScope;
   k: number;
   offset?: number;
+  /**
+   * The layer's live memories (memory_layer_stats), when the caller has read them already (a
+   * turn does, in the statement that opens it): the statement then holds only the path that
+   * size takes (layerPath). Unknown: both paths, picked in the statement.
+   */
+  liveRows?: number;
 }
 
 /**
@@ -387,8 +458,9 @@ function hybridCtes(
   const best = (wv + wl) / (rrfK + 1);
   if (!(best > 0)) throw new Error('fusion weights must not both be 0');
   const offset = layer.offset ?? 0;
-  return Prisma.sql`${bm25Ctes(prefix, layer.scope, where, fusion.annMinRows)},
-  ${nearestCtes(prefix, where, maxDistance, fusion.vectorDepth, fusion.annMinRows)},
+  const path = layerPath(layer.liveRows, fusion.annMinRows);
+  return Prisma.sql`${bm25Ctes(prefix, layer.scope, where, path, fusion.annMinRows)},
+  ${nearestCtes(prefix, where, maxDistance, fusion.vectorDepth, path, fusion.annMinRows)},
   ${t.byWords} AS (
     SELECT id, rank() OVER (ORDER BY text_score DESC) AS rank,
       row_number() OVER (ORDER BY text_score DESC, meaning_rank, id) AS position
@@ -455,8 +527,20 @@ export async function searchLayersHybrid(
     ORDER BY h.layer, h.ord`;
   // The turn passes the driver (src/db/raw.ts: Prisma's compile step skipped); its rows have the
   // same shape (timestamptz as Date, float as number, the layer index as int).
+  //
+  // Prepared when every layer is known to be small (path `exact`): planning the ~20 CTEs of two
+  // layers cost several times their execution for a typical user (BENCHMARKS.md §2), and a
+  // prepared statement is planned once per connection. Its generic plan (PostgreSQL takes it
+  // from the sixth execution on) is right for every small layer: the user's rows through the
+  // per-user btree, ranked exactly. Never with an `index` or `either` layer: a generic plan does
+  // not know how many rows the user has, expects few, and reads the large layer through the
+  // btree and sorts it instead of walking the HNSW index (measured: 4x slower than planned per
+  // call for a 50 000-memory user).
+  const prepare = wanted.every(
+    ({ layer }) => layerPath(layer.liveRows, fusion.annMinRows) === 'exact',
+  );
   const rows = (
-    typeof db === 'function' ? await db(statement) : await db.$queryRaw(statement)
+    typeof db === 'function' ? await db(statement, { prepare }) : await db.$queryRaw(statement)
   ) as (MemoryRow & { layer: number; score: number })[];
   for (const { layer, score, ...memory } of rows) {
     out[layer]?.push({ memory, score: Number(score) });
