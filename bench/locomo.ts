@@ -24,6 +24,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { fusionFromEnv } from '../src/composition.js';
+import { rawQueryViaPrisma } from '../src/db/raw.js';
 import { envSchema } from '../src/env.js';
 import { silentLogger } from '../src/logger.js';
 import { DEFAULT_FUSION, type FusionSettings } from '../src/memory/fusion.js';
@@ -31,6 +32,7 @@ import { recallForTurn } from '../src/memory/recall.js';
 import {
   contentHash,
   insertMemory,
+  readLayerSizes,
   type ScoredMemory,
   searchLayer,
   searchLayerHybrid,
@@ -682,10 +684,16 @@ async function main() {
         // Exactly what a chat turn runs (recallForTurn with the default settings), with the
         // question as the message and no earlier reply; k = the deepest k measured here, in
         // the profile layer where the turns are stored.
+        // The layer sizes, as the turn's opening statement reads them before its recall.
+        const instanceId = randomUUID();
+        const liveRows = await readLayerSizes(rawQueryViaPrisma(prisma), {
+          userId: conv.userId,
+          instanceId,
+        });
         const recalled = await timed('turn-recall', () =>
           recallForTurn(
             { db: prisma, embedder: cached, logger: silentLogger, metrics },
-            { userId: conv.userId, instanceId: randomUUID() },
+            { userId: conv.userId, instanceId, liveRows },
             { message: q.q },
             { profileK: maxK, relationshipK: 0, minScore, fusion },
           ),
