@@ -96,6 +96,18 @@ const STRATEGIES: Strategy[] = [
     settings: {},
   },
   {
+    name: 'ef100',
+    query: 'project',
+    description: 'as shipped, with hnsw.ef_search = 100 for the index path (RECALL_ANN_EF_SEARCH)',
+    settings: { 'hnsw.ef_search': '100' },
+  },
+  {
+    name: 'ef40',
+    query: 'project',
+    description: 'as shipped, with hnsw.ef_search = 40 (pgvector default) for the index path',
+    settings: { 'hnsw.ef_search': '40' },
+  },
+  {
     name: 'unsized',
     query: 'project-unsized',
     description:
