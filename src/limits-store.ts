@@ -36,7 +36,8 @@ export class PostgresRateStore implements RateStore {
 
   async take(userId: string, kind: LimitKind, perMinute: number): Promise<number> {
     const perSecond = perMinute / 60;
-    const [row] = (await this.#query(Prisma.sql`
+    const [row] = (await this.#query(
+      Prisma.sql`
       INSERT INTO rate_limits AS r (user_id, kind, tokens, admitted, updated_at)
       VALUES (${userId}::uuid, ${kind}, ${perMinute - 1}::float8, true, now())
       ON CONFLICT (user_id, kind) DO UPDATE SET
@@ -51,7 +52,10 @@ export class PostgresRateStore implements RateStore {
         admitted = LEAST(${perMinute}::float8, r.tokens
           + GREATEST(0, EXTRACT(EPOCH FROM now() - r.updated_at)::float8) * ${perSecond}::float8) >= 1,
         updated_at = GREATEST(r.updated_at, now())
-      RETURNING admitted, tokens`)) as ({ admitted: boolean; tokens: number } | undefined)[];
+      RETURNING admitted, tokens`,
+      // One text for every user and kind: planned once per connection (src/db/raw.ts).
+      { prepare: true },
+    )) as ({ admitted: boolean; tokens: number } | undefined)[];
     if (!row || row.admitted) return 0;
     return Math.ceil(((1 - Number(row.tokens)) / perSecond) * 1000);
   }

@@ -23,7 +23,9 @@ import { type LayerSizes, liveRowsSql } from '../memory/store.js';
  * reply's interactive transaction two more) and much of a turn's server CPU in its query
  * compiler. Each statement here is one parameterised tagged template with data-modifying CTEs,
  * so it is atomic on its own; it runs on the driver directly (src/db/raw.ts says why) and its
- * one result row is checked with zod before use.
+ * one result row is checked with zod before use. Both are prepared statements: their text is
+ * the same for every turn (storeReply's in a few shapes), and every part of their plan is an
+ * index lookup by key, so the plan cached per connection serves every user.
  */
 
 /** A messages row as JSON, in Prisma's `Message` shape (timestamps arrive as ISO strings). */
@@ -148,7 +150,8 @@ export type OpenedTurn =
  */
 export async function openTurn(query: RawQuery, t: OpenTurnInput): Promise<OpenedTurn> {
   const now = Prisma.sql`${t.now}::timestamptz`;
-  const rows = await query(Prisma.sql`
+  const rows = await query(
+    Prisma.sql`
     WITH s AS (
       SELECT cs.id, cs.instance_id, u.time_zone, p.name, p.system_prompt, p.traits
       FROM chat_sessions cs
@@ -209,7 +212,9 @@ export async function openTurn(query: RawQuery, t: OpenTurnInput): Promise<Opene
       (SELECT json_build_object('id', id, 'memoryId', memory_id, 'content', content,
         'occurredAt', occurred_at, 'dueAt', due_at) FROM follow_up) AS "followUp",
       ${liveRowsSql(t.userId, null)} AS "profileRows",
-      ${liveRowsSql(t.userId, Prisma.sql`(SELECT instance_id FROM s)`)} AS "relationshipRows"`);
+      ${liveRowsSql(t.userId, Prisma.sql`(SELECT instance_id FROM s)`)} AS "relationshipRows"`,
+    { prepare: true },
+  );
   const row = OpenTurnRow.parse(rows[0]);
   if (!row.session) return { kind: 'no-session' };
   let userMessage: Message;
@@ -296,7 +301,8 @@ export async function storeReply(
       : []),
     ...extra,
   ];
-  const rows = await query(Prisma.sql`
+  const rows = await query(
+    Prisma.sql`
     WITH reply AS (
       INSERT INTO messages (id, session_id, user_id, role, content, reply_to_id, model,
         prompt_tokens, completion_tokens, recall, created_at)
@@ -307,7 +313,9 @@ export async function storeReply(
       RETURNING *
     ),
     ${Prisma.join(steps, ',\n    ')}
-    SELECT ${messageJson(Prisma.sql`reply`)} AS reply FROM reply`);
+    SELECT ${messageJson(Prisma.sql`reply`)} AS reply FROM reply`,
+    { prepare: true },
+  );
   if (rows.length === 0) return null;
   return z.object({ reply: MessageRow }).parse(rows[0]).reply;
 }
