@@ -53,7 +53,7 @@ export type TokenVerifier = (token: string) => Promise<Viewer>;
 /**
  * Shared-secret (HS256) tokens already verified, by the token string. A client sends the same
  * token with every request until it expires, and checking its signature again (jose goes
- * through WebCrypto's asynchronous HMAC) was ~9 % of a chat turn's server CPU. What a check
+ * through WebCrypto's asynchronous HMAC) was ~8 % of a chat turn's server CPU. What a check
  * depends on is fixed for the life of the process: the string itself (header, claims and
  * signature), the secret and the configuration; only time moves, so a hit still checks `exp`
  * exactly as jose does (with the same clock tolerance) and an expired token is verified again,

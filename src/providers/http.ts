@@ -147,11 +147,12 @@ async function withRetries<T>(
 /**
  * The providers' HTTP client: node:http(s) on keep-alive connections, not `fetch`. undici's
  * WHATWG fetch builds a Request, a Headers list, web streams and AbortSignals for every call,
- * which was ~8 % of a chat turn's server CPU (two provider calls per turn); this does the same
- * POST with a fraction of the work. Idle connections are closed after IDLE_SOCKET_MS, or a
- * second before the server's announced `Keep-Alive: timeout` (Node's agent reads the hint),
- * so a reused connection is rarely one the server is closing. No `accept-encoding` is sent, so
- * answers come uncompressed, as `fetch` would hand them over after decoding.
+ * which was the largest single part of a turn's server CPU (two calls per turn: ~17 % of the
+ * profile's busy time); this does the same POST with a fraction of the work. Idle connections
+ * are closed after IDLE_SOCKET_MS, or a second before the server's announced
+ * `Keep-Alive: timeout` (Node's agent reads the hint), so a reused connection is rarely one
+ * the server is closing. No `accept-encoding` is sent, so answers come uncompressed, as
+ * `fetch` would hand them over after decoding.
  */
 const IDLE_SOCKET_MS = 30_000;
 const agents = {
