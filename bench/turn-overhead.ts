@@ -34,7 +34,7 @@ import { PERSONAS, SEND_MESSAGE, START_CHAT } from '../test/helpers/operations.j
 import { deadline, emitJson, log, machineInfo, round, summarize, table } from './lib/common.js';
 import { createScratchDatabase, databaseUrlFrom, openBenchDatabase } from './lib/db.js';
 import { type LoadResult, makeClient, runLoad } from './lib/http-load.js';
-import { clusterCpuMs, cpuMs, postmasterOf, rssMiB } from './lib/proc.js';
+import { clusterCpuMs, cpuMs, postmasterOf, rssMiB, systemCpuMs } from './lib/proc.js';
 import { buildCompiled, spawnServer } from './lib/server.js';
 
 const JWT_SECRET = 'bench-secret-that-is-long-enough-for-hs256-0123456789';
@@ -99,6 +99,8 @@ interface PhaseResult {
   throughput: number;
   latencyMs: ReturnType<typeof summarize>;
   serverCpuMsPerRequest: number;
+  /** The kernel's part of serverCpuMsPerRequest (socket syscalls, mostly). */
+  serverSystemCpuMsPerRequest: number;
   postgresCpuMsPerRequest: number | null;
   driverCpuMsPerRequest: number;
   rssMiBAfter: number;
@@ -403,6 +405,7 @@ async function main() {
       // CPU is read around the whole phase (warm-up included) and divided by all requests sent.
       let sent = 0;
       const cpu0 = cpuMs(proc.pid);
+      const sys0 = systemCpuMs(proc.pid);
       const pg0 = server === 'app' && postmaster > 0 ? clusterCpuMs(postmaster) : 0;
       const self0 = process.cpuUsage();
       const send = server === 'app' ? sendTurn : sendNoop;
@@ -416,6 +419,7 @@ async function main() {
         },
       });
       const cpu = cpuMs(proc.pid) - cpu0;
+      const sys = systemCpuMs(proc.pid) - sys0;
       const pgCpu = server === 'app' && postmaster > 0 ? clusterCpuMs(postmaster) - pg0 : null;
       const self = process.cpuUsage(self0);
       phases.push({
@@ -427,6 +431,7 @@ async function main() {
         throughput: result.completed / result.seconds,
         latencyMs: summarize(result.latenciesMs),
         serverCpuMsPerRequest: cpu / Math.max(1, sent),
+        serverSystemCpuMsPerRequest: sys / Math.max(1, sent),
         postgresCpuMsPerRequest: pgCpu === null ? null : pgCpu / Math.max(1, sent),
         driverCpuMsPerRequest: (self.user + self.system) / 1000 / Math.max(1, sent),
         rssMiBAfter: rssMiB(proc.pid),
@@ -460,6 +465,7 @@ async function main() {
       p.latencyMs.p95,
       p.latencyMs.p99,
       p.serverCpuMsPerRequest,
+      p.serverSystemCpuMsPerRequest,
       p.postgresCpuMsPerRequest ?? '',
       round(p.rssMiBAfter, 0),
     ]);
@@ -475,6 +481,7 @@ async function main() {
           'p95 ms',
           'p99 ms',
           'server CPU ms/req',
+          '… of it system',
           'PG CPU ms/req',
           'RSS MiB',
         ],
@@ -561,6 +568,7 @@ async function main() {
             Object.entries(p.latencyMs).map(([k, v]) => [k, round(v, 3)]),
           ),
           serverCpuMsPerRequest: round(p.serverCpuMsPerRequest, 3),
+          serverSystemCpuMsPerRequest: round(p.serverSystemCpuMsPerRequest, 3),
           postgresCpuMsPerRequest:
             p.postgresCpuMsPerRequest === null ? null : round(p.postgresCpuMsPerRequest, 3),
           driverCpuMsPerRequest: round(p.driverCpuMsPerRequest, 3),

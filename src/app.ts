@@ -30,6 +30,12 @@ export interface AppOptions {
   devToken?: string;
   /** graphql-sse single-connection streams per user (SUBSCRIPTION_CONNECTIONS_PER_USER). */
   maxStreamsPerUser?: number;
+  /**
+   * True when every request reaches the app through src/http.ts, which reads the body whole
+   * under MAX_BODY_BYTES first (src/index.ts). Yoga's own body limit (25 MB by default) then
+   * only costs a TransformStream and a second Request per POST, so it is turned off.
+   */
+  bodyLimitedUpstream?: boolean;
 }
 
 export type App = YogaServerInstance<Record<string, unknown>, Context>;
@@ -94,6 +100,7 @@ export function createApp(options: AppOptions): App {
       (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(graphiql),
     // No uploads in this schema: don't parse multipart bodies at all.
     multipart: false,
+    ...(options.bodyLimitedUpstream ? { maxRequestBodySize: false as const } : {}),
     maskedErrors: { maskError: createErrorMasker() },
     logging: false,
     plugins: [

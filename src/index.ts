@@ -43,6 +43,8 @@ async function main(): Promise<void> {
     corsOrigins: env.CORS_ORIGINS,
     devToken: auth.devToken,
     maxStreamsPerUser: env.SUBSCRIPTION_CONNECTIONS_PER_USER,
+    // The app is served by createHttpServer below only, which enforces MAX_BODY_BYTES.
+    bodyLimitedUpstream: true,
   });
   const server = createHttpServer({
     app,

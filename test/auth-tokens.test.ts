@@ -233,6 +233,30 @@ describe('tokens from a JWKS', () => {
 });
 
 describe('HS256 (Supabase) tokens', () => {
+  it('keeps a verified token, which still expires on time and is refused then (moving clock)', async () => {
+    let clock = Date.now();
+    const verify = createVerifier({
+      secret: SECRET,
+      adminUserIds: [],
+      clockToleranceSeconds: 5,
+      now: () => clock,
+    });
+    const user = randomUUID();
+    const exp = Math.floor(clock / 1000) + 60;
+    const token = await sign(supabaseClaims(user, { exp }), secretBytes);
+    expect(await verify(token)).toEqual({ id: user, isAdmin: false });
+    expect(await verify(token)).toEqual({ id: user, isAdmin: false });
+    clock = (exp + 4) * 1000; // past exp, inside the tolerance
+    expect((await verify(token)).id).toBe(user);
+    clock = (exp + 5) * 1000; // exp <= now - tolerance: expired, as jose counts it
+    await expect(verify(token)).rejects.toThrow('Token expired.');
+    await expect(verify(token)).rejects.toThrow('Token expired.');
+    // Another token of the same user, with a signature that is not the secret's: refused even
+    // though the user's valid token was verified before.
+    const [header, claims] = token.split('.');
+    await expect(verify(`${header}.${claims}.${'A'.repeat(43)}`)).rejects.toThrow('Invalid token.');
+  });
+
   it('accepts a Supabase access token unchanged; app_metadata.role = admin makes an admin', async () => {
     const user = randomUUID();
     await expectViewer(await gql(VIEWER, await sign(supabaseClaims(user), secretBytes)), user);

@@ -27,6 +27,12 @@ export function cpuMs(pid: number): number {
   return ((utime + stime) * 1000) / clockTicks;
 }
 
+/** The system (kernel) part of cpuMs: socket syscalls, page faults, scheduling. */
+export function systemCpuMs(pid: number): number {
+  const f = statFields(pid);
+  return f ? (Number(f[12]) * 1000) / clockTicks : 0;
+}
+
 /** Resident set size in MiB (VmRSS), or NaN if the process is gone. */
 export function rssMiB(pid: number): number {
   try {

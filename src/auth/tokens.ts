@@ -37,6 +37,8 @@ export interface AuthConfig {
   serviceRole?: boolean;
   /** SERVICE_API_KEYS: key id → secret. */
   serviceKeys?: ReadonlyMap<string, string>;
+  /** Milliseconds since the epoch; tests move it (default Date.now). */
+  now?: () => number;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -47,6 +49,20 @@ const SECRET_ALGORITHMS = ['HS256'];
 const JWKS_ALGORITHMS = ['RS256', 'ES256', 'EdDSA', 'Ed25519'];
 
 export type TokenVerifier = (token: string) => Promise<Viewer>;
+
+/**
+ * Shared-secret (HS256) tokens already verified, by the token string. A client sends the same
+ * token with every request until it expires, and checking its signature again (jose goes
+ * through WebCrypto's asynchronous HMAC) was ~8 % of a chat turn's server CPU. What a check
+ * depends on is fixed for the life of the process: the string itself (header, claims and
+ * signature), the secret and the configuration; only time moves, so a hit still checks `exp`
+ * exactly as jose does (with the same clock tolerance) and an expired token is verified again,
+ * which rejects it as expired. Only successes are kept: a bad token costs a full check every
+ * time and cannot take a place. Tokens verified against a JWKS are not kept: the issuer may
+ * withdraw a key, and that must end its tokens within the key set's own max age (jwks.ts).
+ * Bounded: the oldest entry makes room (~1 KB each).
+ */
+const VERIFIED_TOKENS_KEPT = 1_000;
 
 /**
  * Supabase-compatible bearer tokens: `sub` is the user's UUID; admins carry
@@ -67,6 +83,9 @@ export function createVerifier(config: AuthConfig): TokenVerifier {
   const algorithms = [...(secret ? SECRET_ALGORITHMS : []), ...(jwks ? JWKS_ALGORITHMS : [])];
   const admins = new Set(config.adminUserIds.map((id) => id.toLowerCase()));
   const serviceKey = config.serviceKeys?.size ? createServiceKeyCheck(config.serviceKeys) : null;
+  const now = config.now ?? Date.now;
+  const tolerance = config.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS;
+  const verified = new Map<string, { viewer: Viewer; exp: number }>();
 
   return async (token) => {
     if (token.includes(':')) {
@@ -74,7 +93,14 @@ export function createVerifier(config: AuthConfig): TokenVerifier {
       if (!service) throw unauthenticated('Invalid token.');
       return service;
     }
+    const known = verified.get(token);
+    if (known) {
+      // jose's own test: expired once `exp <= now - tolerance`, in whole seconds.
+      if (known.exp > Math.floor(now() / 1000) - tolerance) return known.viewer;
+      verified.delete(token);
+    }
     let payload: JWTPayload;
+    let bySecret = false;
     try {
       ({ payload } = await jwtVerify(
         token,
@@ -82,7 +108,10 @@ export function createVerifier(config: AuthConfig): TokenVerifier {
         // secret, never against a public key (the algorithm-confusion attack), and an
         // asymmetric token never against the secret.
         async (header, jws) => {
-          if (header.alg === 'HS256' && secret) return secret;
+          if (header.alg === 'HS256' && secret) {
+            bySecret = true;
+            return secret;
+          }
           if (jwks) return jwks(header, jws);
           throw new joseErrors.JOSEAlgNotAllowed('no key for this algorithm');
         },
@@ -90,7 +119,8 @@ export function createVerifier(config: AuthConfig): TokenVerifier {
           algorithms,
           issuer: config.issuer,
           audience: config.audience,
-          clockTolerance: config.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS,
+          clockTolerance: tolerance,
+          currentDate: new Date(now()),
           // `sub` is checked below: a service_role token has none.
           requiredClaims: ['exp'],
         },
@@ -105,6 +135,20 @@ export function createVerifier(config: AuthConfig): TokenVerifier {
       const reason = err instanceof joseErrors.JWTExpired ? 'Token expired.' : 'Invalid token.';
       throw unauthenticated(reason);
     }
+    const viewer = viewerOf(payload);
+    if (bySecret && typeof payload.exp === 'number') {
+      if (verified.size >= VERIFIED_TOKENS_KEPT) {
+        const oldest = verified.keys().next().value;
+        if (oldest !== undefined) verified.delete(oldest);
+      }
+      // Frozen: one object now serves every request carrying this token.
+      verified.set(token, { viewer: Object.freeze(viewer), exp: payload.exp });
+    }
+    return viewer;
+  };
+
+  /** The viewer a verified token stands for; throws UNAUTHENTICATED for unusable claims. */
+  function viewerOf(payload: JWTPayload): Viewer {
     const sub: unknown = payload.sub;
     if (sub === undefined && payload.role === 'service_role' && config.serviceRole) {
       return serviceViewer(SUPABASE_SERVICE_ROLE);
@@ -120,7 +164,7 @@ export function createVerifier(config: AuthConfig): TokenVerifier {
     // An unusable zone in a valid token is ignored rather than failing the request.
     const zone = typeof payload.zoneinfo === 'string' ? canonicalTimeZone(payload.zoneinfo) : null;
     return zone ? { ...viewer, timeZone: zone } : viewer;
-  };
+  }
 }
 
 /** Mints an HS256 token the verifier accepts (dev mode, the token CLI, tests). */

@@ -102,6 +102,10 @@ const OpenTurnRow = z.object({
   relationshipRows: z.number().int(),
 });
 
+// Built once: zod 4 compiles an object schema's parser on its first use, so a schema made per
+// call paid that compilation on every turn (~2 % of a turn's server CPU).
+const StoredReplyRow = z.object({ reply: MessageRow });
+
 export interface OpenTurnInput {
   userId: string;
   sessionId: string;
@@ -317,5 +321,5 @@ export async function storeReply(
     { prepare: true },
   );
   if (rows.length === 0) return null;
-  return z.object({ reply: MessageRow }).parse(rows[0]).reply;
+  return StoredReplyRow.parse(rows[0]).reply;
 }

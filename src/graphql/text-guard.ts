@@ -24,13 +24,22 @@ function variablesHaveUnstorable(variables: unknown): boolean {
   return false;
 }
 
+/**
+ * Documents already checked. Yoga's parser cache hands out the same (never mutated) document
+ * for the same query text, so a client's repeated operation is walked once, not per request.
+ */
+const checkedDocuments = new WeakMap<DocumentNode, boolean>();
+
 function documentHasUnstorable(document: DocumentNode): boolean {
+  const known = checkedDocuments.get(document);
+  if (known !== undefined) return known;
   let found = false;
   visit(document, {
     [Kind.STRING]: (node) => {
       if (unstorable(node.value)) found = true;
     },
   });
+  checkedDocuments.set(document, found);
   return found;
 }
 
