@@ -16,7 +16,8 @@
  *   NODE_OPTIONS=--max-old-space-size=128; 0 skips it) --concurrency 4 --sample-seconds 5
  *   --tsx (run src/index.ts through tsx instead of compiling first) --server-entry <file> --skip-zero-config --json out.json --max-seconds 600
  *   --wake-runs 5 (production only: that many more cold starts on the migrated database, each to
- *   its first answered turn and stopped, for a median; 0 skips them)
+ *   its first answered turn and stopped, for a median, with WORKER_ENABLED=false as fly.toml's
+ *   scale-to-zero `app` group; 0 skips them)
  * Besides wall times (inflated on a shared machine), every start reports the server's own CPU
  * time (user + system, /proc, with its exited child processes: zero-config's initdb) from spawn
  * to `/health` and to the first reply, which depends far less on what else runs.
@@ -371,7 +372,10 @@ async function main() {
           profile.extra = { jobsAtEnd: jobs, memoriesWritten: mem?.n };
           profiles.push(profile);
           await app.stop();
-          // Wake-ups: the same database (migrated, with data), the same settings.
+          // Wake-ups: the same database (migrated, with data), the settings of fly.toml's `app`
+          // group, whose machines scale to zero: no in-process worker (it has machines of its
+          // own). With one, a start would also pick up the jobs the run above left pending, and
+          // how many it got to before the first reply depends on how fast it started.
           const wakeRuns = cap ? 0 : Number(values['wake-runs']);
           for (let i = 0; i < wakeRuns; i++) {
             wakes.push(
@@ -382,6 +386,7 @@ async function main() {
                 JWT_SECRET,
                 METRICS_TOKEN: 'bench-metrics-token-0123456789abcdef',
                 DATABASE_URL: scratch.url,
+                WORKER_ENABLED: 'false',
                 ...fakes.env,
               }),
             );
@@ -487,7 +492,7 @@ async function main() {
           };
     if (wakeSummary) {
       out.push(
-        `production wake-ups (${wakeSummary.runs}, migrated database): spawn→healthy median ${wakeSummary.medianSpawnToHealthyMs} ms, spawn→first reply median ${wakeSummary.medianSpawnToFirstReplyMs} ms (best ${wakeSummary.minSpawnToFirstReplyMs}); server CPU to healthy ${wakeSummary.medianCpuToHealthyMs} ms, to first reply ${wakeSummary.medianCpuToFirstReplyMs} ms (medians)`,
+        `production wake-ups (${wakeSummary.runs}, migrated database, WORKER_ENABLED=false): spawn→healthy median ${wakeSummary.medianSpawnToHealthyMs} ms, spawn→first reply median ${wakeSummary.medianSpawnToFirstReplyMs} ms (best ${wakeSummary.minSpawnToFirstReplyMs}); server CPU to healthy ${wakeSummary.medianCpuToHealthyMs} ms, to first reply ${wakeSummary.medianCpuToFirstReplyMs} ms (medians)`,
       );
     }
     for (const p of profiles) {
