@@ -84,9 +84,14 @@ export function loadWithCodeCache(bundle: string): {
   return { exports, cached };
 }
 
-/** Evaluates the bundle (starting nothing) and writes its code cache for this process's key. */
-export function writeCodeCache(bundle: string): { file: string; bytes: number } {
-  const { script } = load(bundle, false);
+/**
+ * Evaluates the bundle (starting nothing), runs its `warmCodeCache` export if it has one (code
+ * run before the cache is written is in it, compiled), and writes its code cache for this
+ * process's key.
+ */
+export async function writeCodeCache(bundle: string): Promise<{ file: string; bytes: number }> {
+  const { script, exports } = load(bundle, false);
+  if (typeof exports.warmCodeCache === 'function') await exports.warmCodeCache();
   const data = script.createCachedData();
   const file = codeCacheFile(resolve(bundle));
   // Written whole or not at all: a machine never reads half a cache.
@@ -101,7 +106,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     process.stderr.write('usage: node code-cache.js <bundle.cjs>\n');
     process.exit(2);
   }
-  const { file, bytes } = writeCodeCache(bundle);
+  const { file, bytes } = await writeCodeCache(bundle);
   process.stdout.write(`${file} ${bytes}\n`);
   // Evaluating the bundle may have left handles (timers of libraries): the work is done.
   process.exit(0);

@@ -16,7 +16,9 @@ import {
 import { checkServerEnv, introspectionEnabled, parseEnv } from './env.js';
 import { createHttpServer, createMetricsServer } from './http.js';
 import { createLogger } from './logger.js';
+import { Metrics } from './metrics.js';
 import { seedDefaultPersonasIfEmpty } from './personas/seed.js';
+import type { Services } from './services.js';
 import { attachWebSocket } from './ws.js';
 
 /** Boot: env → db (migrated) → providers → worker → HTTP. SIGTERM drains, then exits 0. */
@@ -155,6 +157,44 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/**
+ * For the build's code cache only (src/code-cache.ts): runs one GraphQL request through an app
+ * built like the server's, with no database and nothing listening, so the request path
+ * (yoga, envelop, graphql-js, this app's plugins) is compiled when the cache is written and a
+ * waking machine does not compile it at its first request.
+ */
+export async function warmCodeCache(): Promise<void> {
+  const env = parseEnv({
+    NODE_ENV: 'production',
+    JWT_SECRET: 'x'.repeat(32),
+    DATABASE_URL: 'postgres://warm.invalid/none',
+  });
+  // Only what a request without a token reaches: no database behind it.
+  const services = {
+    prisma: {},
+    logger: createLogger('silent'),
+    metrics: new Metrics({ defaultMetrics: false }),
+  } as unknown as Services;
+  const app = createApp({
+    services,
+    verifyToken: async () => {
+      throw new Error('no tokens while warming');
+    },
+    production: true,
+    limits: graphqlLimitsFrom(env),
+    corsOrigins: [],
+  });
+  const response = await app.fetch('http://localhost/graphql', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query: 'query Warm { __typename }' }),
+  });
+  const body = await response.text();
+  if (response.status !== 200 || !body.includes('"__typename":"Query"')) {
+    throw new Error(`code cache warm-up request failed: HTTP ${response.status} ${body}`);
+  }
 }
 
 /** Starts the server; a failed start prints the error and exits 1. */

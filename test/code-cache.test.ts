@@ -84,7 +84,7 @@ describe('code cache', () => {
   });
 
   it('compiles as usual when the cache is damaged', async () => {
-    writeCodeCache(bundle);
+    await writeCodeCache(bundle);
     const file = codeCacheFile(bundle);
     expect(existsSync(file)).toBe(true);
     await writeFile(file, Buffer.from('not a V8 code cache'));
