@@ -9,7 +9,7 @@ COPY prisma ./prisma
 COPY prisma.config.ts ./
 # postinstall runs `prisma generate` (client + Pothos datamodel into src/generated).
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json fly.toml ./
 COPY src ./src
 COPY scripts ./scripts
 # tsc, then the entry points the machine starts (server, worker, release command) become

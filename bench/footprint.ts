@@ -15,10 +15,16 @@
  * Options: --minutes 1.5 --zero-config-minutes 0.75 --heap-cap 128 (a second production run with
  *   NODE_OPTIONS=--max-old-space-size=128; 0 skips it) --concurrency 4 --sample-seconds 5
  *   --tsx (run src/index.ts through tsx instead of compiling first) --server-entry <file> --skip-zero-config --json out.json --max-seconds 600
+ *   --wake-runs 5 (production only: that many more cold starts on the migrated database, each to
+ *   its first answered turn and stopped, for a median, with WORKER_ENABLED=false as fly.toml's
+ *   scale-to-zero `app` group; 0 skips them)
+ * Besides wall times (inflated on a shared machine), every start reports the server's own CPU
+ * time (user + system, /proc, with its exited child processes: zero-config's initdb) from spawn
+ * to `/health` and to the first reply, which depends far less on what else runs.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { mintToken } from '../src/auth/tokens.js';
@@ -29,7 +35,7 @@ import { deadline, emitJson, log, machineInfo, round, table } from './lib/common
 import { createScratchDatabase, databaseUrlFrom, openBenchDatabase } from './lib/db.js';
 import { startFakes } from './lib/fakes.js';
 import { makeClient, runLoad } from './lib/http-load.js';
-import { rssMiB } from './lib/proc.js';
+import { cpuWithChildrenMs as cpuMs, rssMiB } from './lib/proc.js';
 import { buildCompiled, type Spawned, spawnServer } from './lib/server.js';
 
 const JWT_SECRET = 'bench-secret-that-is-long-enough-for-hs256-0123456789';
@@ -46,6 +52,9 @@ interface Profile {
   config: string;
   spawnToHealthyMs: number;
   spawnToFirstReplyMs: number;
+  /** Server CPU time (user + system) from spawn to /health, and to the first reply. */
+  cpuToHealthyMs: number;
+  cpuToFirstReplyMs: number;
   rssIdleMiB: number;
   samples: { t: number; rssMiB: number }[];
   turns: number;
@@ -84,8 +93,11 @@ async function profileServer(options: {
 }): Promise<{ profile: Profile; server: Spawned }> {
   log(`${options.config}: starting ${options.entry}`);
   const server = await spawnServer(options.entry, options.env, 'health');
+  const cpuHealthy = cpuMs(server.pid);
   try {
-    return await drive(server, options);
+    const driven = await drive(server, options);
+    driven.profile.cpuToHealthyMs = cpuHealthy;
+    return driven;
   } catch (err) {
     await server.stop();
     throw err;
@@ -100,6 +112,7 @@ async function drive(
   const client = makeClient(options.concurrency + 1);
   const users: { token: string; sessionId: string }[] = [];
   let firstReplyAt = 0;
+  let cpuFirstReply = 0;
   for (let i = 0; i < options.concurrency; i++) {
     const token = await mintToken({ secret: JWT_SECRET }, { sub: randomUUID(), expiresIn: '2h' });
     const auth = { authorization: `Bearer ${token}` };
@@ -135,6 +148,7 @@ async function drive(
       if (r.errors)
         throw new Error(`${options.config}: first sendMessage failed: ${JSON.stringify(r.errors)}`);
       firstReplyAt = performance.now();
+      cpuFirstReply = cpuMs(server.pid);
     }
     users.push({ token, sessionId });
   }
@@ -181,6 +195,8 @@ async function drive(
       config: options.config,
       spawnToHealthyMs: Math.round(server.readyAt - server.spawnedAt),
       spawnToFirstReplyMs: Math.round(firstReplyAt - server.spawnedAt),
+      cpuToHealthyMs: 0,
+      cpuToFirstReplyMs: cpuFirstReply,
       rssIdleMiB: rssIdle,
       samples,
       turns: result.completed,
@@ -193,6 +209,60 @@ async function drive(
       extra: {},
     },
   };
+}
+
+interface Wake {
+  spawnToHealthyMs: number;
+  spawnToFirstReplyMs: number;
+  cpuToHealthyMs: number;
+  cpuToFirstReplyMs: number;
+  loadAverage: number;
+}
+
+/**
+ * One wake-up: spawn, /health, then a new user's first turn as a client does it (personas,
+ * startChat, sendMessage), then stop. The server CPU time is read at /health and at the reply.
+ */
+async function wakeOnce(entry: string, env: Record<string, string>): Promise<Wake> {
+  const loadAverage = loadavg()[0] ?? 0;
+  const server = await spawnServer(entry, env, 'health');
+  const cpuToHealthyMs = cpuMs(server.pid);
+  const client = makeClient(1);
+  try {
+    const url = `http://127.0.0.1:${server.port}/graphql`;
+    const token = await mintToken({ secret: JWT_SECRET }, { sub: randomUUID(), expiresIn: '2h' });
+    const auth = { authorization: `Bearer ${token}` };
+    const post = async (query: string, variables?: Record<string, unknown>) =>
+      JSON.parse((await client.post(url, JSON.stringify({ query, variables }), auth)).body);
+    const p = await post(PERSONAS);
+    const s = await post(START_CHAT, { personaId: p.data?.personas?.edges?.[0]?.node?.id });
+    const r = await post(SEND_MESSAGE, {
+      sessionId: s.data?.startChat?.session?.id,
+      content: 'Hi! I am new here.',
+      clientMessageId: 'first',
+    });
+    const repliedAt = performance.now();
+    const cpuToFirstReplyMs = cpuMs(server.pid);
+    if (!r.data?.sendMessage?.reply) {
+      throw new Error(`wake-up turn failed: ${JSON.stringify(r.errors ?? s.errors ?? p.errors)}`);
+    }
+    return {
+      spawnToHealthyMs: Math.round(server.readyAt - server.spawnedAt),
+      spawnToFirstReplyMs: Math.round(repliedAt - server.spawnedAt),
+      cpuToHealthyMs,
+      cpuToFirstReplyMs,
+      loadAverage,
+    };
+  } finally {
+    client.close();
+    await server.stop();
+  }
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 async function main() {
@@ -209,13 +279,14 @@ async function main() {
       'skip-zero-config': { type: 'boolean', default: false },
       json: { type: 'string' },
       'max-seconds': { type: 'string', default: '600' },
+      'wake-runs': { type: 'string', default: '5' },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
     process.stdout.write(
       'usage: tsx bench/footprint.ts [--database-url URL] [--minutes 1.5] [--zero-config-minutes 0.75] [--heap-cap 128] [--concurrency 4]\n' +
-        '  [--sample-seconds 5] [--tsx] [--server-entry file] [--skip-zero-config] [--json out.json] [--max-seconds 600]\n',
+        '  [--sample-seconds 5] [--tsx] [--server-entry file] [--skip-zero-config] [--json out.json] [--max-seconds 600] [--wake-runs 5]\n',
     );
     return;
   }
@@ -225,6 +296,8 @@ async function main() {
   const sampleSeconds = Number(values['sample-seconds']);
   const adminUrl = databaseUrlFrom(values['database-url']);
   const profiles: Profile[] = [];
+  const wakes: Wake[] = [];
+  const loadAtStart = loadavg();
   const stops: (() => Promise<void>)[] = [];
   let server = { version: '', pgvector: '' };
   try {
@@ -299,6 +372,26 @@ async function main() {
           profile.extra = { jobsAtEnd: jobs, memoriesWritten: mem?.n };
           profiles.push(profile);
           await app.stop();
+          // Wake-ups: the same database (migrated, with data), the settings of fly.toml's `app`
+          // group, whose machines scale to zero: no in-process worker (it has machines of its
+          // own). With one, a start would also pick up the jobs the run above left pending, and
+          // how many it got to before the first reply depends on how fast it started.
+          const wakeRuns = cap ? 0 : Number(values['wake-runs']);
+          for (let i = 0; i < wakeRuns; i++) {
+            wakes.push(
+              await wakeOnce(entry, {
+                NODE_ENV: 'production',
+                LOG_LEVEL: 'info',
+                HOST: '127.0.0.1',
+                JWT_SECRET,
+                METRICS_TOKEN: 'bench-metrics-token-0123456789abcdef',
+                DATABASE_URL: scratch.url,
+                WORKER_ENABLED: 'false',
+                ...fakes.env,
+              }),
+            );
+            log(`wake-up ${i + 1}/${wakeRuns}: ${JSON.stringify(wakes[wakes.length - 1])}`);
+          }
         } finally {
           await bench.close();
           await scratch.drop();
@@ -341,6 +434,8 @@ async function main() {
           'configuration',
           'spawn→healthy ms',
           'spawn→first reply ms',
+          'CPU→healthy ms',
+          'CPU→first reply ms',
           'RSS idle',
           'RSS peak',
           'RSS final',
@@ -355,6 +450,8 @@ async function main() {
             p.config,
             p.spawnToHealthyMs,
             p.spawnToFirstReplyMs,
+            p.cpuToHealthyMs,
+            p.cpuToFirstReplyMs,
             round(p.rssIdleMiB, 0),
             round(p.rssPeakMiB, 0),
             round(p.rssFinalMiB, 0),
@@ -366,6 +463,8 @@ async function main() {
           ]),
           [
             'bare graphql-yoga (baseline)',
+            '',
+            '',
             '',
             '',
             round(bareIdle, 0),
@@ -380,6 +479,22 @@ async function main() {
         ],
       ),
     );
+    const wakeSummary =
+      wakes.length === 0
+        ? undefined
+        : {
+            runs: wakes.length,
+            medianSpawnToHealthyMs: median(wakes.map((w) => w.spawnToHealthyMs)),
+            medianSpawnToFirstReplyMs: median(wakes.map((w) => w.spawnToFirstReplyMs)),
+            minSpawnToFirstReplyMs: Math.min(...wakes.map((w) => w.spawnToFirstReplyMs)),
+            medianCpuToHealthyMs: median(wakes.map((w) => w.cpuToHealthyMs)),
+            medianCpuToFirstReplyMs: median(wakes.map((w) => w.cpuToFirstReplyMs)),
+          };
+    if (wakeSummary) {
+      out.push(
+        `production wake-ups (${wakeSummary.runs}, migrated database, WORKER_ENABLED=false): spawn→healthy median ${wakeSummary.medianSpawnToHealthyMs} ms, spawn→first reply median ${wakeSummary.medianSpawnToFirstReplyMs} ms (best ${wakeSummary.minSpawnToFirstReplyMs}); server CPU to healthy ${wakeSummary.medianCpuToHealthyMs} ms, to first reply ${wakeSummary.medianCpuToFirstReplyMs} ms (medians)`,
+      );
+    }
     for (const p of profiles) {
       if (Object.keys(p.extra).length) out.push(`${p.config}: ${JSON.stringify(p.extra)}`);
       if (p.errors) out.push(`${p.config}: first error: ${p.firstError}`);
@@ -392,6 +507,9 @@ async function main() {
         machine: m,
         database: server,
         concurrency,
+        loadAverageAtStart: loadAtStart,
+        wakes,
+        wakeSummary,
         profiles: profiles.map((p) => ({
           ...p,
           rssIdleMiB: round(p.rssIdleMiB, 1),

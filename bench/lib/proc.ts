@@ -33,6 +33,17 @@ export function systemCpuMs(pid: number): number {
   return f ? (Number(f[12]) * 1000) / clockTicks : 0;
 }
 
+/**
+ * CPU milliseconds of a process plus those of its children that exited and were reaped (e.g.
+ * the zero-config server's short-lived initdb process), or 0 if it is gone.
+ */
+export function cpuWithChildrenMs(pid: number): number {
+  const f = statFields(pid);
+  if (!f) return 0;
+  const total = Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+  return (total * 1000) / clockTicks;
+}
+
 /** Resident set size in MiB (VmRSS), or NaN if the process is gone. */
 export function rssMiB(pid: number): number {
   try {

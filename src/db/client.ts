@@ -7,6 +7,7 @@ import type { Logger } from '../logger.js';
 import { importZeroConfig } from '../optional-deps.js';
 import { lockDataDir } from './lock.js';
 import { migrate, type SqlDriver } from './migrate.js';
+import { initDataDirApart } from './pglite-initdb.js';
 import { type SessionSettings, sessionSettingsOptions, sessionSettingsSql } from './settings.js';
 
 export type { PrismaClient };
@@ -257,13 +258,14 @@ async function openPglite(
         importZeroConfig(() => import('@electric-sql/pglite')),
         importZeroConfig(() => import('@electric-sql/pglite-pgvector')),
       ]);
-      pglite = await PGlite.create(options.dataDir, {
-        extensions: { vector },
-        // PGlite touches all of shared_buffers at start (its default, 128 MB, was ~110 MiB of
-        // the zero-config RSS); a development database is small, and reads the data dir
-        // through the OS cache anyway (BENCHMARKS.md §4).
-        startParams: [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB'],
-      });
+      // PGlite touches all of shared_buffers at start (its default, 128 MB, was ~110 MiB of
+      // the zero-config RSS); a development database is small, and reads the data dir
+      // through the OS cache anyway (BENCHMARKS.md §4).
+      const startParams = [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB'];
+      // A new data directory is initialised in a child process (./pglite-initdb.ts: initdb's
+      // memory is never all returned by the process that ran it).
+      await initDataDirApart(options.dataDir, startParams);
+      pglite = await PGlite.create(options.dataDir, { extensions: { vector }, startParams });
     } catch (err) {
       await unlock();
       throw err;

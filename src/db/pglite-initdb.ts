@@ -1,0 +1,53 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+/**
+ * The first start of an embedded database (a DATA_DIR without PG_VERSION) runs PGlite's initdb
+ * in a short-lived child process, and the server then opens the initialised directory as on
+ * any later start.
+ *
+ * Why: PGlite runs initdb in a second WASM instance of Postgres inside the calling process.
+ * Its memory is garbage afterwards, but the process never gives all of it back: a server whose
+ * data directory was created in-process stayed ~130 MiB above one that opened an existing
+ * directory, for its whole life (BENCHMARKS.md §4: 510 vs 379 MiB after the first turns). A
+ * child's memory goes away with it. The price is one more start of the Postgres backend and of
+ * a Node process (a fraction of a second), once per data directory.
+ *
+ * The child loads the very PGlite build this process would (resolved from here, so it works
+ * from src/ under tsx and from the bundle alike), with the same start parameters.
+ *
+ * Returns whether it initialised the directory (false: it already held a database).
+ */
+export async function initDataDirApart(dataDir: string, startParams: string[]): Promise<boolean> {
+  if (existsSync(join(dataDir, 'PG_VERSION'))) return false;
+  const pglite = createRequire(import.meta.url).resolve('@electric-sql/pglite');
+  // CommonJS, so the child needs neither a file of its own nor the parent's loader (tsx).
+  const script = `
+const { PGlite } = require(${JSON.stringify(pglite)});
+PGlite.create(${JSON.stringify(dataDir)}, { startParams: ${JSON.stringify(startParams)} })
+  .then((db) => db.close())
+  .then(() => process.exit(0), (err) => {
+    process.stderr.write(String(err && err.stack || err));
+    process.exit(1);
+  });`;
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-4000);
+    });
+    child.once('error', reject);
+    child.once('exit', (code, signal) =>
+      code === 0
+        ? resolve()
+        : reject(
+            new Error(
+              `initialising the embedded database in ${dataDir} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`,
+            ),
+          ),
+    );
+  });
+  return true;
+}
