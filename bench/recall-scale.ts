@@ -96,10 +96,11 @@ const STRATEGIES: Strategy[] = [
     settings: {},
   },
   {
-    name: 'ef100',
+    name: 'ef200',
     query: 'project',
-    description: 'as shipped, with hnsw.ef_search = 100 for the index path (RECALL_ANN_EF_SEARCH)',
-    settings: { 'hnsw.ef_search': '100' },
+    description:
+      'as shipped, with hnsw.ef_search = 200 for the index path (the default until 3 December 2026)',
+    settings: { 'hnsw.ef_search': '200' },
   },
   {
     name: 'ef40',

@@ -186,7 +186,7 @@ describe('memory layer stats', () => {
       agree += b.filter((h) => exactIds.has(h.memory.id)).length;
       total += 8;
     }
-    // HNSW is approximate; on 240 rows with ef_search 200 it should find (nearly) all.
+    // HNSW is approximate; on 240 rows with ef_search 100 it should find (nearly) all.
     expect(agree / total).toBeGreaterThanOrEqual(0.95);
   });
 
