@@ -15,8 +15,8 @@
  * - `hnsw.ef_search`: candidates kept per scan; as many as the meaning side asks for
  *   (RECALL_VECTOR_DEPTH, 100 by default), so its whole depth comes from the first pass and the
  *   iterative scan only tops it up where the user filter dropped rows. 100 rather than 200:
- *   the same answers (overlap 1.000 with the exact ranking over 84 heavy-user queries) at
- *   ~10-25 % less time per heavy recall (BENCHMARKS.md §2).
+ *   the same answers (overlap 1.000 with the exact ranking in every heavy-user run), and no
+ *   slower (three runs: 0.73-1.04x the heavy recall's p50 at 200; BENCHMARKS.md §2).
  * Unknown to the server before the vector library loads, they are kept as placeholders and
  * taken up when it does. Small layers never use the index, so nothing else is affected.
  *
