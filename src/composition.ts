@@ -134,7 +134,7 @@ export function createServices(
 ): Services & { setWake(fn: () => void): void } {
   let wake = () => {};
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? false });
-  const sql = rawQueryOf(db.driver);
+  const sql = rawQueryOf(db.driver, { prepared: env.DATABASE_PREPARED_STATEMENTS });
   metrics.registerQueueGauges(() => queueDepth(db.prisma));
   const limits = new UserLimits({
     turnsPerMinute: env.CHAT_TURNS_PER_MINUTE,

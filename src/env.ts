@@ -44,6 +44,11 @@ export const envSchema = z.object({
     .max(100)
     .default(10)
     .describe('Max connections in the pg pool (real Postgres only).'),
+  DATABASE_PREPARED_STATEMENTS: bool
+    .default(true)
+    .describe(
+      "Run the chat turn's statements as named prepared statements (planned once per connection). Set false behind a transaction-mode pooler that does not track them (PgBouncer < 1.21, or without max_prepared_statements).",
+    ),
   DATA_DIR: z
     .string()
     .default('./.data')

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eraseUser } from '../src/account/erase.js';
 import { openTurn } from '../src/chat/turn-store.js';
-import type { RawQuery } from '../src/db/raw.js';
+import { type RawQuery, rawQueryOf } from '../src/db/raw.js';
 import { DEFAULT_FUSION } from '../src/memory/fusion.js';
 import {
   type HybridLayerQuery,
@@ -15,6 +15,7 @@ import {
 import { EMBEDDING_DIMENSIONS } from '../src/providers/embeddings/types.js';
 import { createTestContext, type TestContext } from './helpers/app.js';
 import { personaIds, startChat } from './helpers/chat.js';
+import { tier } from './helpers/database.js';
 
 /**
  * memory_layer_stats (migration 20261204020000): per (user, layer) the live memories and their
@@ -272,4 +273,31 @@ describe('memory layer stats', () => {
       expect(prepared).toEqual(Array.from({ length: 16 }, (_, i) => i % 2 === 1 && allExact));
     }
   });
+
+  it.runIf(tier === 'postgres')(
+    'DATABASE_PREPARED_STATEMENTS=false prepares nothing on the connection',
+    async () => {
+      const { userId, instanceId } = await userWithInstance();
+      await put({ userId, instanceId: null }, 'User grows tomatoes', 1);
+      const layers: HybridLayerQuery[] = [
+        { scope: { userId, instanceId: null }, k: 3, liveRows: 1 },
+        { scope: { userId, instanceId }, k: 8, liveRows: 0 },
+      ];
+      const query = { embedding: vector(1), text: 'tomatoes', model: MODEL, k: 8 };
+      for (const prepared of [false, true]) {
+        // One connection, so its own prepared statements can be read back.
+        const names = await t.database.db.withSession(async (session) => {
+          await session.query('DEALLOCATE ALL');
+          const [p = []] = await searchLayersHybrid(
+            rawQueryOf(session, { prepared }),
+            layers,
+            query,
+          );
+          expect(p.map((h) => h.memory.content)).toEqual(['User grows tomatoes']);
+          return session.query<{ name: string }>('SELECT name FROM pg_prepared_statements');
+        });
+        expect(names).toHaveLength(prepared ? 1 : 0);
+      }
+    },
+  );
 });

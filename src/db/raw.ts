@@ -46,13 +46,19 @@ export function statementName(text: string): string {
   return name;
 }
 
-/** On the database's pooled driver (no session state between calls). */
-export function rawQueryOf(driver: SqlDriver): RawQuery {
-  return (query, options) =>
+/**
+ * On the database's pooled driver (no session state between calls). `prepared: false`
+ * (DATABASE_PREPARED_STATEMENTS) runs every statement unnamed, as a pooler in transaction mode
+ * that does not track prepared statements requires (the next statement may reach another
+ * server connection, where the name is unknown).
+ */
+export function rawQueryOf(driver: SqlDriver, options: { prepared?: boolean } = {}): RawQuery {
+  const prepared = options.prepared ?? true;
+  return (query, run) =>
     driver.query<unknown>(
       query.text,
       query.values,
-      options?.prepare ? statementName(query.text) : undefined,
+      prepared && run?.prepare ? statementName(query.text) : undefined,
     );
 }
 
