@@ -347,18 +347,21 @@ async function main() {
         try {
           server = bench.server;
           await upsertPersonas(bench.db.prisma, DEFAULT_PERSONAS);
+          const production = {
+            NODE_ENV: 'production',
+            LOG_LEVEL: 'info',
+            HOST: '127.0.0.1',
+            JWT_SECRET,
+            // Production refuses a public /metrics; a token keeps it on the one port.
+            METRICS_TOKEN: 'bench-metrics-token-0123456789abcdef',
+            DATABASE_URL: scratch.url,
+            ...fakes.env,
+          };
           const { profile, server: app } = await profileServer({
             config: `production (Postgres, fakes, worker on${cap ? `, --max-old-space-size=${cap}` : ''})`,
             entry,
             env: {
-              NODE_ENV: 'production',
-              LOG_LEVEL: 'info',
-              HOST: '127.0.0.1',
-              JWT_SECRET,
-              // Production refuses a public /metrics; a token keeps it on the one port.
-              METRICS_TOKEN: 'bench-metrics-token-0123456789abcdef',
-              DATABASE_URL: scratch.url,
-              ...fakes.env,
+              ...production,
               ...(cap ? { NODE_OPTIONS: `--max-old-space-size=${cap}` } : {}),
             },
             minutes: Number(values.minutes),
@@ -378,18 +381,7 @@ async function main() {
           // how many it got to before the first reply depends on how fast it started.
           const wakeRuns = cap ? 0 : Number(values['wake-runs']);
           for (let i = 0; i < wakeRuns; i++) {
-            wakes.push(
-              await wakeOnce(entry, {
-                NODE_ENV: 'production',
-                LOG_LEVEL: 'info',
-                HOST: '127.0.0.1',
-                JWT_SECRET,
-                METRICS_TOKEN: 'bench-metrics-token-0123456789abcdef',
-                DATABASE_URL: scratch.url,
-                WORKER_ENABLED: 'false',
-                ...fakes.env,
-              }),
-            );
+            wakes.push(await wakeOnce(entry, { ...production, WORKER_ENABLED: 'false' }));
             log(`wake-up ${i + 1}/${wakeRuns}: ${JSON.stringify(wakes[wakes.length - 1])}`);
           }
         } finally {
