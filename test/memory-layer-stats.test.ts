@@ -191,6 +191,49 @@ describe('memory layer stats', () => {
     expect(agree / total).toBeGreaterThanOrEqual(0.95);
   });
 
+  it("a large layer's words come from its own postings: not another layer's or user's, superseded only when asked", async () => {
+    const { userId, instanceId } = await userWithInstance();
+    const other = await userWithInstance();
+    const profile = { userId, instanceId: null };
+    const relationship = { userId, instanceId };
+    const mine: string[] = [];
+    for (let i = 0; i < 6; i++)
+      mine.push(await put(profile, `User plays the violin with group ${i}`, 4000 + i));
+    await put(profile, 'User repairs old clocks', 4010);
+    const ours = await put(relationship, 'We talked about a violin concert', 4020);
+    await put({ userId: other.userId, instanceId: null }, 'User sells a violin', 4030);
+    await put(other, 'We played violin duets', 4031);
+    const newer = await put(profile, 'User now plays the viola, not the violin', 4040);
+    const [old = ''] = mine;
+    expect(await supersedeMemory(t.services.prisma, profile, old, newer)).not.toBeNull();
+    // Words only: minScore 1 leaves the meaning side nothing (no stored vector is the query's).
+    const query = { embedding: vector(1), text: 'violin', model: MODEL, k: 20, minScore: 1 };
+    const index = { ...DEFAULT_FUSION, annMinRows: 1 };
+    const exact = { ...DEFAULT_FUSION, annMinRows: 1_000_000 };
+    for (const includeSuperseded of [false, true]) {
+      for (const sized of [false, true]) {
+        const layers: HybridLayerQuery[] = [
+          { scope: profile, k: 20, liveRows: sized ? 7 : undefined },
+          { scope: relationship, k: 20, liveRows: sized ? 1 : undefined },
+        ];
+        const run = async (fusion: typeof DEFAULT_FUSION) =>
+          (
+            await searchLayersHybrid(
+              t.services.prisma,
+              layers,
+              { ...query, includeSuperseded },
+              fusion,
+            )
+          ).map((list) => list.map((h) => h.memory.id));
+        const [viaProfile = [], viaRelationship = []] = await run(index);
+        expect([viaProfile, viaRelationship]).toEqual(await run(exact));
+        const live = [...mine.slice(1), newer];
+        expect(new Set(viaProfile)).toEqual(new Set(includeSuperseded ? [old, ...live] : live));
+        expect(viaRelationship).toEqual([ours]);
+      }
+    }
+  });
+
   it('one statement recalls several layers, each ranked on its own', async () => {
     const { userId, instanceId } = await userWithInstance();
     const profile = { userId, instanceId: null };
@@ -283,20 +326,36 @@ describe('memory layer stats', () => {
         { scope: { userId, instanceId: null }, k: 3, liveRows: 1 },
         { scope: { userId, instanceId }, k: 8, liveRows: 0 },
       ];
-      const query = { embedding: vector(1), text: 'tomatoes', model: MODEL, k: 8 };
+      // A filter no other test of this file sets: a statement text none of them prepared on a
+      // pooled connection. (DEALLOCATE would leave pg's own record of prepared names stale.)
+      const query = {
+        embedding: vector(1),
+        text: 'tomatoes',
+        model: MODEL,
+        k: 8,
+        createdAfter: new Date(0),
+      };
       for (const prepared of [false, true]) {
         // One connection, so its own prepared statements can be read back.
-        const names = await t.database.db.withSession(async (session) => {
-          await session.query('DEALLOCATE ALL');
+        const count = await t.database.db.withSession(async (session) => {
+          let text = '';
+          const sql = rawQueryOf(session, { prepared });
           const [p = []] = await searchLayersHybrid(
-            rawQueryOf(session, { prepared }),
+            (q, options) => {
+              text = q.text;
+              return sql(q, options);
+            },
             layers,
             query,
           );
           expect(p.map((h) => h.memory.content)).toEqual(['User grows tomatoes']);
-          return session.query<{ name: string }>('SELECT name FROM pg_prepared_statements');
+          const [row] = await session.query<{ n: number }>(
+            'SELECT count(*)::int AS n FROM pg_prepared_statements WHERE statement = $1',
+            [text],
+          );
+          return row?.n;
         });
-        expect(names).toHaveLength(prepared ? 1 : 0);
+        expect(count).toBe(prepared ? 1 : 0);
       }
     },
   );

@@ -196,7 +196,7 @@ function queryTerms(text: string, vec?: string): Prisma.Sql {
   // literal per use would travel and be parsed once per use).
   const vector = vec === undefined ? Prisma.empty : Prisma.sql`, ${vec}::vector AS v`;
   return Prisma.sql`SELECT array_agg(lexeme) AS lexemes,
-      string_agg('''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || '''', ' | ')::tsquery AS tsq
+      string_agg('''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''', ' | ')::tsquery AS tsq
       ${vector}
     FROM (SELECT lexeme FROM unnest(to_tsvector(${TEXT_SEARCH_CONFIG}, ${clean})) AS t
       ORDER BY lexeme LIMIT ${MAX_QUERY_TERMS}) AS t`;
@@ -265,10 +265,9 @@ function names(prefix: string) {
  * BM25 over the rows of one layer that hold a query lexeme, as CTEs `<p>_stats` … `<p>_bm25(id,
  * score)` (the statement's `query` CTE is queryTerms). Only rows matching at least one query
  * lexeme get a score. A small layer (below `annMinRows` live memories, as for the meaning side)
- * tests its own rows, read through the per-user btree; a large one finds them through the GIN
- * index on the lexical document (testing every row of a 30 000-memory layer with `@@` cost as
- * much again as its exact vector scan). Not the GIN index for small layers: its lookup reads
- * the query words' postings of every user, which costs more than a few dozen rows' own test.
+ * tests its own rows, read through the per-user btree; a large one finds them through the
+ * layer's own postings (layerKeysMatch: testing every row of a 30 000-memory layer with `@@`
+ * cost as much again as its exact vector scan).
  *
  * - IDF from the user's own layer: N = its live memories (memory_layer_stats; at least the rows
  *   matched here, which a filter may widen to superseded ones), df = the rows matched here that
@@ -283,6 +282,7 @@ function bm25Ctes(
   prefix: string,
   scope: LayerScope,
   where: Prisma.Sql,
+  superseded: boolean,
   path: LayerPath,
   annMinRows: number,
 ): Prisma.Sql {
@@ -291,10 +291,17 @@ function bm25Ctes(
       ts_filter(setweight(search_tsv, 'A', query.lexemes), '{a}') AS hits
     FROM ${candidates(where)}, query
     WHERE mine.search_tsv @@ query.tsq`;
+  // Live rows: the layer's own postings (layerKeysMatch), fenced so the planner does not also
+  // read the layer's whole btree to intersect with them. With superseded rows (a history
+  // search), which that index does not hold: each of the layer's rows tests its document.
+  const found = superseded
+    ? Prisma.sql`memories WHERE ${where} AND search_tsv @@ query.tsq`
+    : Prisma.sql`(SELECT * FROM memories WHERE superseded_by_id IS NULL
+        AND ${layerKeysMatch(scope, Prisma.sql`(SELECT lexemes FROM query)`)} OFFSET 0) AS found
+      WHERE ${where}`;
   const indexed = Prisma.sql`SELECT id, COALESCE(length(search_tsv), 0) AS len,
       ts_filter(setweight(search_tsv, 'A', query.lexemes), '{a}') AS hits
-    FROM memories, query
-    WHERE ${where} AND search_tsv @@ query.tsq`;
+    FROM query, ${found}`;
   const matches =
     path === 'exact'
       ? exact
@@ -326,6 +333,19 @@ function bm25Ctes(
   )`;
 }
 
+/**
+ * The layer's live rows holding any of `lexemes` (an SQL text[]), through the GIN index on
+ * (layer, word) keys (migration 20261205010000_layer_search_keys): the condition must be the
+ * index's expression, with the layer's key (its persona instance, or the user for the profile)
+ * as a constant, for the planner to use it. A hash collision can only add a row without the
+ * words, which BM25 scores with nothing: its hits come from its own document.
+ */
+function layerKeysMatch(scope: LayerScope, lexemes: Prisma.Sql): Prisma.Sql {
+  const layer = scope.instanceId ?? scope.userId;
+  return Prisma.sql`memory_search_keys(COALESCE(instance_id, user_id), tsvector_to_array(search_tsv))
+      && memory_search_keys(${layer}::uuid, ${lexemes})`;
+}
+
 export interface LexicalQuery extends MemoryFilter {
   text: string;
   /** Only rows embedded by this model, as in every search (the rows a vector search sees). */
@@ -347,7 +367,7 @@ export async function searchLayerLexical(
   const where = searchable(scope, query.model, query);
   const rows = await db.$queryRaw<(MemoryRow & { score: number })[]>`
     WITH query AS MATERIALIZED (${queryTerms(query.text)}),
-    ${bm25Ctes('l', scope, where, 'either', DEFAULT_FUSION.annMinRows)}
+    ${bm25Ctes('l', scope, where, query.includeSuperseded === true, 'either', DEFAULT_FUSION.annMinRows)}
     SELECT ${COLUMNS}, l_bm25.score FROM l_bm25 JOIN memories USING (id)
     ORDER BY l_bm25.score DESC, id
     LIMIT ${query.k} OFFSET ${query.offset ?? 0}`;
@@ -459,7 +479,7 @@ function hybridCtes(
   if (!(best > 0)) throw new Error('fusion weights must not both be 0');
   const offset = layer.offset ?? 0;
   const path = layerPath(layer.liveRows, fusion.annMinRows);
-  return Prisma.sql`${bm25Ctes(prefix, layer.scope, where, path, fusion.annMinRows)},
+  return Prisma.sql`${bm25Ctes(prefix, layer.scope, where, query.includeSuperseded === true, path, fusion.annMinRows)},
   ${nearestCtes(prefix, where, maxDistance, fusion.vectorDepth, path, fusion.annMinRows)},
   ${t.byWords} AS (
     SELECT id, rank() OVER (ORDER BY text_score DESC) AS rank,
