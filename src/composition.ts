@@ -36,6 +36,7 @@ export function fusionFromEnv(env: Env): FusionSettings {
     lexicalDepth: env.RECALL_LEXICAL_DEPTH,
     rrfK: env.RECALL_RRF_K,
     annMinRows: env.RECALL_ANN_MIN_ROWS,
+    annVectorDepth: env.RECALL_ANN_VECTOR_DEPTH,
   };
 }
 

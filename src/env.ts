@@ -204,6 +204,15 @@ export const envSchema = z.object({
     .describe(
       'Live memories from which a layer ranks its meaning side through the HNSW index (approximate) instead of an exact scan.',
     ),
+  RECALL_ANN_VECTOR_DEPTH: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(DEFAULT_FUSION.annVectorDepth)
+    .describe(
+      'Memories the meaning side contributes for a layer above RECALL_ANN_MIN_ROWS (HNSW path; at most RECALL_VECTOR_DEPTH): fewer scan less of the shared index.',
+    ),
   RECALL_ANN_EF_SEARCH: z.coerce
     .number()
     .int()

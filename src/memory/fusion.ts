@@ -24,6 +24,10 @@ export interface FusionSettings {
    * HNSW index (approximate, pgvector iterative scan); smaller layers are ranked exactly.
    */
   annMinRows: number;
+  /**
+   * Rows the meaning side contributes for a layer on the index path (at most `vectorDepth`).
+   */
+  annVectorDepth: number;
 }
 
 /**
@@ -33,6 +37,17 @@ export interface FusionSettings {
  * their rows, BENCHMARKS.md §2); above it the index answers in a few milliseconds at any size.
  */
 export const ANN_MIN_ROWS = 5_000;
+
+/**
+ * The meaning side's depth in a large layer (the HNSW path). The index is shared by every user's
+ * layer and filtered to one user while it is walked (pgvector's iterative scan), so its cost
+ * grows with the rows asked for divided by the user's share of the index: 100 rows of a heavy
+ * user holding half of it took two rounds of `ef_search` candidates, 50 take one (the meaning
+ * side's backend CPU halved, BENCHMARKS.md §2). Ranks past 50 earn at most 1/60 of the meaning
+ * weight; the fusion grid on LoCoMo found depths 50–100 within 0.5 points of each other, and
+ * the heavy user's turn recall returned the same memories as at depth 100.
+ */
+export const ANN_VECTOR_DEPTH = 50;
 
 /**
  * Chosen with `bench/locomo.ts --fusion-grid` on the LoCoMo dev file (760 questions, offline
@@ -48,4 +63,5 @@ export const DEFAULT_FUSION: FusionSettings = {
   lexicalDepth: 100,
   rrfK: 10,
   annMinRows: ANN_MIN_ROWS,
+  annVectorDepth: ANN_VECTOR_DEPTH,
 };

@@ -383,7 +383,8 @@ export async function searchLayerLexical(
  *   rows it finds almost none of them (BENCHMARKS.md §2).
  * - from `annMinRows` on: the layer's partial HNSW index with pgvector's iterative scan and the
  *   session's `hnsw.ef_search` (src/db/settings.ts); approximate, a few milliseconds at any
- *   size, where the exact scan grows by ~2 µs per row. `ORDER BY` the distance alone: a second
+ *   size, where the exact scan grows by ~2 µs per row. Its depth is `annVectorDepth` (at most
+ *   `vectorDepth`; fusion.ts says why). `ORDER BY` the distance alone: a second
  *   sort key keeps PostgreSQL 15 off the index. Where the index cannot serve (a filter on
  *   superseded rows, which it does not hold) the planner falls back to an exact plan.
  * Path `either` (size unknown): both, each gated by a condition on the one-row stats CTE; the
@@ -393,11 +394,12 @@ function nearestCtes(
   prefix: string,
   where: Prisma.Sql,
   maxDistance: number | null,
-  depth: number,
   path: LayerPath,
-  annMinRows: number,
+  fusion: FusionSettings,
 ): Prisma.Sql {
   const t = names(prefix);
+  const { annMinRows, vectorDepth } = fusion;
+  const annDepth = Math.min(vectorDepth, fusion.annVectorDepth);
   const near =
     maxDistance === null ? Prisma.empty : Prisma.sql`AND distance <= ${maxDistance}::float8`;
   const v = Prisma.sql`(SELECT v FROM query)`;
@@ -413,10 +415,10 @@ function nearestCtes(
         SELECT id, embedding <=> ${v} AS distance FROM ${candidates(where)}
       ) AS exact
       WHERE true ${gate('<')} ${near}
-      ORDER BY distance, id LIMIT ${depth})`;
+      ORDER BY distance, id LIMIT ${vectorDepth})`;
   const indexed = Prisma.sql`(SELECT id, embedding <=> ${v} AS distance FROM memories
       WHERE ${where} ${gate('>=')} ${annNear}
-      ORDER BY embedding <=> ${v} LIMIT ${depth})`;
+      ORDER BY embedding <=> ${v} LIMIT ${annDepth})`;
   const nearest =
     path === 'exact'
       ? exact
@@ -480,7 +482,7 @@ function hybridCtes(
   const offset = layer.offset ?? 0;
   const path = layerPath(layer.liveRows, fusion.annMinRows);
   return Prisma.sql`${bm25Ctes(prefix, layer.scope, where, query.includeSuperseded === true, path, fusion.annMinRows)},
-  ${nearestCtes(prefix, where, maxDistance, fusion.vectorDepth, path, fusion.annMinRows)},
+  ${nearestCtes(prefix, where, maxDistance, path, fusion)},
   ${t.byWords} AS (
     SELECT id, rank() OVER (ORDER BY text_score DESC) AS rank,
       row_number() OVER (ORDER BY text_score DESC, meaning_rank, id) AS position
