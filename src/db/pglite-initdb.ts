@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /**
  * The first start of an embedded database (a DATA_DIR without PG_VERSION) runs PGlite's initdb
@@ -50,4 +51,33 @@ PGlite.create(${JSON.stringify(dataDir)}, { startParams: ${JSON.stringify(startP
     );
   });
   return true;
+}
+
+/** What PGlite.create would otherwise read and compile itself (its `pgliteWasmModule`, `fsBundle`). */
+export interface PgliteArtifacts {
+  pgliteWasmModule: WebAssembly.Module;
+  fsBundle: Blob;
+}
+
+/**
+ * Reads PGlite's Postgres build (pglite.wasm, ~9 MB) and file bundle (pglite.data, ~6 MB) and
+ * compiles the former, for `PGlite.create`'s options of the same names.
+ *
+ * Why: on a first start this process only waits while the child above runs initdb (seconds of
+ * CPU, on the other core); doing here what PGlite.create would do next, at the same time, takes
+ * that work off the first start's path (BENCHMARKS.md §4). `WebAssembly.compile` is the
+ * asynchronous compile, on V8's background threads. Resolves to undefined if the files are not
+ * where this PGlite version keeps them (PGlite then loads them itself, as on any later start).
+ */
+export async function loadPgliteArtifacts(): Promise<PgliteArtifacts | undefined> {
+  try {
+    const dist = dirname(createRequire(import.meta.url).resolve('@electric-sql/pglite'));
+    const [pgliteWasmModule, bundle] = await Promise.all([
+      readFile(join(dist, 'pglite.wasm')).then((bytes) => WebAssembly.compile(bytes)),
+      readFile(join(dist, 'pglite.data')),
+    ]);
+    return { pgliteWasmModule, fsBundle: new Blob([bundle]) };
+  } catch {
+    return undefined;
+  }
 }
