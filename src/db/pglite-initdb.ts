@@ -25,7 +25,14 @@ export async function initDataDirApart(dataDir: string, startParams: string[]): 
   if (existsSync(join(dataDir, 'PG_VERSION'))) return false;
   const pglite = createRequire(import.meta.url).resolve('@electric-sql/pglite');
   // CommonJS, so the child needs neither a file of its own nor the parent's loader (tsx).
+  // `--liftoff-only`: V8 runs PGlite's WebAssembly in its baseline compiler only. By default it
+  // also recompiles the hot functions with its optimising compiler on background threads, which
+  // pays off in a long-lived process but not in one that runs initdb once and exits: measured,
+  // the child took ~5 s of CPU instead of ~7.5 s, on the cores the server itself is starting on
+  // (BENCHMARKS.md §4). Set at run time rather than on the command line so that a V8 without the
+  // flag only prints a warning instead of refusing to start.
   const script = `
+require('node:v8').setFlagsFromString('--liftoff-only');
 const { PGlite } = require(${JSON.stringify(pglite)});
 PGlite.create(${JSON.stringify(dataDir)}, { startParams: ${JSON.stringify(startParams)} })
   .then((db) => db.close())
