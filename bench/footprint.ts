@@ -17,7 +17,8 @@
  *   --tsx (run src/index.ts through tsx instead of compiling first) --server-entry <file> --skip-zero-config --json out.json --max-seconds 600
  *   --wake-runs 5 (production only: that many more cold starts on the migrated database, each to
  *   its first answered turn and stopped, for a median, with WORKER_ENABLED=false as fly.toml's
- *   scale-to-zero `app` group; 0 skips them)
+ *   scale-to-zero `app` group; each new user's wake-up — personas, startChat, sendMessage — is
+ *   followed by one of that user returning — sendMessage to the same session; 0 skips them)
  * Besides wall times (inflated on a shared machine), every start reports the server's own CPU
  * time (user + system, /proc, with its exited child processes: zero-config's initdb) from spawn
  * to `/health` and to the first reply, which depends far less on what else runs.
@@ -219,44 +220,81 @@ interface Wake {
   loadAverage: number;
 }
 
+/** A user with a chat session, left by a new user's wake-up for a returning one's. */
+interface Returning {
+  token: string;
+  sessionId: string;
+}
+
 /**
- * One wake-up: spawn, /health, then a new user's first turn as a client does it (personas,
- * startChat, sendMessage), then stop. The server CPU time is read at /health and at the reply.
+ * One wake-up: spawn, /health, then a first turn as a client does it, then stop. The server CPU
+ * time is read at /health and at the reply. A new user (no `returning`) asks for the personas,
+ * starts a chat and sends a message; a returning user only sends a message to the session a
+ * new user's wake-up left (the usual request that wakes a machine: someone coming back to a
+ * conversation).
  */
-async function wakeOnce(entry: string, env: Record<string, string>): Promise<Wake> {
+async function wakeOnce(
+  entry: string,
+  env: Record<string, string>,
+  returning?: Returning,
+): Promise<{ wake: Wake; user: Returning }> {
   const loadAverage = loadavg()[0] ?? 0;
   const server = await spawnServer(entry, env, 'health');
   const cpuToHealthyMs = cpuMs(server.pid);
   const client = makeClient(1);
   try {
     const url = `http://127.0.0.1:${server.port}/graphql`;
-    const token = await mintToken({ secret: JWT_SECRET }, { sub: randomUUID(), expiresIn: '2h' });
+    const token =
+      returning?.token ??
+      (await mintToken({ secret: JWT_SECRET }, { sub: randomUUID(), expiresIn: '2h' }));
     const auth = { authorization: `Bearer ${token}` };
     const post = async (query: string, variables?: Record<string, unknown>) =>
       JSON.parse((await client.post(url, JSON.stringify({ query, variables }), auth)).body);
-    const p = await post(PERSONAS);
-    const s = await post(START_CHAT, { personaId: p.data?.personas?.edges?.[0]?.node?.id });
+    let sessionId = returning?.sessionId;
+    let errors: unknown;
+    if (!sessionId) {
+      const p = await post(PERSONAS);
+      const s = await post(START_CHAT, { personaId: p.data?.personas?.edges?.[0]?.node?.id });
+      sessionId = s.data?.startChat?.session?.id;
+      errors = s.errors ?? p.errors;
+    }
     const r = await post(SEND_MESSAGE, {
-      sessionId: s.data?.startChat?.session?.id,
-      content: 'Hi! I am new here.',
-      clientMessageId: 'first',
+      sessionId,
+      content: returning ? 'I am back, did you miss me?' : 'Hi! I am new here.',
+      clientMessageId: randomUUID(),
     });
     const repliedAt = performance.now();
     const cpuToFirstReplyMs = cpuMs(server.pid);
-    if (!r.data?.sendMessage?.reply) {
-      throw new Error(`wake-up turn failed: ${JSON.stringify(r.errors ?? s.errors ?? p.errors)}`);
+    if (!r.data?.sendMessage?.reply || !sessionId) {
+      throw new Error(`wake-up turn failed: ${JSON.stringify(r.errors ?? errors)}`);
     }
     return {
-      spawnToHealthyMs: Math.round(server.readyAt - server.spawnedAt),
-      spawnToFirstReplyMs: Math.round(repliedAt - server.spawnedAt),
-      cpuToHealthyMs,
-      cpuToFirstReplyMs,
-      loadAverage,
+      wake: {
+        spawnToHealthyMs: Math.round(server.readyAt - server.spawnedAt),
+        spawnToFirstReplyMs: Math.round(repliedAt - server.spawnedAt),
+        cpuToHealthyMs,
+        cpuToFirstReplyMs,
+        loadAverage,
+      },
+      user: { token, sessionId },
     };
   } finally {
     client.close();
     await server.stop();
   }
+}
+
+function wakeSummaryOf(wakes: readonly Wake[]) {
+  return wakes.length === 0
+    ? undefined
+    : {
+        runs: wakes.length,
+        medianSpawnToHealthyMs: median(wakes.map((w) => w.spawnToHealthyMs)),
+        medianSpawnToFirstReplyMs: median(wakes.map((w) => w.spawnToFirstReplyMs)),
+        minSpawnToFirstReplyMs: Math.min(...wakes.map((w) => w.spawnToFirstReplyMs)),
+        medianCpuToHealthyMs: median(wakes.map((w) => w.cpuToHealthyMs)),
+        medianCpuToFirstReplyMs: median(wakes.map((w) => w.cpuToFirstReplyMs)),
+      };
 }
 
 function median(xs: readonly number[]): number {
@@ -297,6 +335,7 @@ async function main() {
   const adminUrl = databaseUrlFrom(values['database-url']);
   const profiles: Profile[] = [];
   const wakes: Wake[] = [];
+  const returningWakes: Wake[] = [];
   const loadAtStart = loadavg();
   const stops: (() => Promise<void>)[] = [];
   let server = { version: '', pgvector: '' };
@@ -380,9 +419,16 @@ async function main() {
           // own). With one, a start would also pick up the jobs the run above left pending, and
           // how many it got to before the first reply depends on how fast it started.
           const wakeRuns = cap ? 0 : Number(values['wake-runs']);
+          // Each new user's wake-up is followed by that user's return (alternating, so both
+          // kinds see the same conditions).
+          const wakeEnv = { ...production, WORKER_ENABLED: 'false' };
           for (let i = 0; i < wakeRuns; i++) {
-            wakes.push(await wakeOnce(entry, { ...production, WORKER_ENABLED: 'false' }));
-            log(`wake-up ${i + 1}/${wakeRuns}: ${JSON.stringify(wakes[wakes.length - 1])}`);
+            const first = await wakeOnce(entry, wakeEnv);
+            wakes.push(first.wake);
+            log(`wake-up ${i + 1}/${wakeRuns}, new user: ${JSON.stringify(first.wake)}`);
+            const back = await wakeOnce(entry, wakeEnv, first.user);
+            returningWakes.push(back.wake);
+            log(`wake-up ${i + 1}/${wakeRuns}, returning user: ${JSON.stringify(back.wake)}`);
           }
         } finally {
           await bench.close();
@@ -471,20 +517,15 @@ async function main() {
         ],
       ),
     );
-    const wakeSummary =
-      wakes.length === 0
-        ? undefined
-        : {
-            runs: wakes.length,
-            medianSpawnToHealthyMs: median(wakes.map((w) => w.spawnToHealthyMs)),
-            medianSpawnToFirstReplyMs: median(wakes.map((w) => w.spawnToFirstReplyMs)),
-            minSpawnToFirstReplyMs: Math.min(...wakes.map((w) => w.spawnToFirstReplyMs)),
-            medianCpuToHealthyMs: median(wakes.map((w) => w.cpuToHealthyMs)),
-            medianCpuToFirstReplyMs: median(wakes.map((w) => w.cpuToFirstReplyMs)),
-          };
-    if (wakeSummary) {
+    const wakeSummary = wakeSummaryOf(wakes);
+    const returningWakeSummary = wakeSummaryOf(returningWakes);
+    for (const [who, w] of [
+      ['new user: personas, startChat, sendMessage', wakeSummary],
+      ['returning user: sendMessage', returningWakeSummary],
+    ] as const) {
+      if (!w) continue;
       out.push(
-        `production wake-ups (${wakeSummary.runs}, migrated database, WORKER_ENABLED=false): spawn→healthy median ${wakeSummary.medianSpawnToHealthyMs} ms, spawn→first reply median ${wakeSummary.medianSpawnToFirstReplyMs} ms (best ${wakeSummary.minSpawnToFirstReplyMs}); server CPU to healthy ${wakeSummary.medianCpuToHealthyMs} ms, to first reply ${wakeSummary.medianCpuToFirstReplyMs} ms (medians)`,
+        `production wake-ups, ${who} (${w.runs}, migrated database, WORKER_ENABLED=false): spawn→healthy median ${w.medianSpawnToHealthyMs} ms, spawn→first reply median ${w.medianSpawnToFirstReplyMs} ms (best ${w.minSpawnToFirstReplyMs}); server CPU to healthy ${w.medianCpuToHealthyMs} ms, to first reply ${w.medianCpuToFirstReplyMs} ms (medians)`,
       );
     }
     for (const p of profiles) {
@@ -502,6 +543,8 @@ async function main() {
         loadAverageAtStart: loadAtStart,
         wakes,
         wakeSummary,
+        returningWakes,
+        returningWakeSummary,
         profiles: profiles.map((p) => ({
           ...p,
           rssIdleMiB: round(p.rssIdleMiB, 1),

@@ -63,7 +63,7 @@ function corsPolicy(origins: readonly string[], production: boolean) {
 /** The GraphQL HTTP app. It never listens: src/index.ts owns the socket, tests call `fetch`. */
 export function createApp(options: AppOptions): App {
   const { services } = options;
-  const provision = createUserProvisioner(services.prisma);
+  const provision = createUserProvisioner(services.prisma, services.sql);
 
   async function authenticate(header: string | null): Promise<Viewer | null> {
     if (!header) return null;

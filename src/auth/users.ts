@@ -1,4 +1,5 @@
-import type { PrismaClient } from '@prisma/client';
+import { Prisma, type PrismaClient } from '@prisma/client';
+import type { RawQuery } from '../db/raw.js';
 
 /** Anything that can run a raw statement: the client or a transaction. */
 type Db = Pick<PrismaClient, '$executeRaw'>;
@@ -33,19 +34,25 @@ export async function ensureUser(db: Db, id: string): Promise<void> {
  * forgetKnownUser, or by another machine or by hand). Nothing relies on it being exact:
  * startChat, where a user's rows begin, ensures the row itself, so a still-valid token of an
  * erased user simply starts over with a fresh, empty account.
+ *
+ * The statements go to the driver (`sql`, src/db/raw.ts), not through Prisma: this runs on the
+ * first request of every user a process has not seen yet, so on a machine that just woke up it
+ * is the first statement of any request, and through Prisma it started Prisma's query compiler
+ * (loading and instantiating its WebAssembly, ~0.1 s of CPU) even for a turn that needs nothing
+ * else from Prisma (BENCHMARKS.md §4). `prisma` only keys the shared map of known ids.
  */
-export function createUserProvisioner(prisma: PrismaClient, capacity = 10_000) {
+export function createUserProvisioner(prisma: PrismaClient, sql: RawQuery, capacity = 10_000) {
   const known = knownOf(prisma);
   return async (viewer: { id: string; timeZone?: string }): Promise<void> => {
     const { id, timeZone } = viewer;
     if (known.has(id) && known.get(id) === timeZone) return;
-    if (timeZone) {
-      await prisma.$executeRaw`INSERT INTO users (id, time_zone) VALUES (${id}::uuid, ${timeZone})
-        ON CONFLICT (id) DO UPDATE SET time_zone = EXCLUDED.time_zone
-        WHERE users.time_zone IS DISTINCT FROM EXCLUDED.time_zone`;
-    } else {
-      await ensureUser(prisma, id);
-    }
+    await sql(
+      timeZone
+        ? Prisma.sql`INSERT INTO users (id, time_zone) VALUES (${id}::uuid, ${timeZone})
+            ON CONFLICT (id) DO UPDATE SET time_zone = EXCLUDED.time_zone
+            WHERE users.time_zone IS DISTINCT FROM EXCLUDED.time_zone`
+        : Prisma.sql`INSERT INTO users (id) VALUES (${id}::uuid) ON CONFLICT DO NOTHING`,
+    );
     if (!known.has(id) && known.size >= capacity) {
       const oldest = known.keys().next().value;
       if (oldest !== undefined) known.delete(oldest);

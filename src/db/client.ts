@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '@prisma/client';
@@ -7,7 +9,7 @@ import type { Logger } from '../logger.js';
 import { importZeroConfig } from '../optional-deps.js';
 import { lockDataDir } from './lock.js';
 import { migrate, type SqlDriver } from './migrate.js';
-import { initDataDirApart } from './pglite-initdb.js';
+import { initDataDirApart, loadPgliteArtifacts } from './pglite-initdb.js';
 import { type SessionSettings, sessionSettingsOptions, sessionSettingsSql } from './settings.js';
 
 export type { PrismaClient };
@@ -263,9 +265,16 @@ async function openPglite(
       // through the OS cache anyway (BENCHMARKS.md §4).
       const startParams = [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB'];
       // A new data directory is initialised in a child process (./pglite-initdb.ts: initdb's
-      // memory is never all returned by the process that ran it).
+      // memory is never all returned by the process that ran it); meanwhile this process loads
+      // and compiles the PGlite build it opens the directory with next.
+      const fresh = !existsSync(join(options.dataDir, 'PG_VERSION'));
+      const artifacts = fresh ? loadPgliteArtifacts() : undefined;
       await initDataDirApart(options.dataDir, startParams);
-      pglite = await PGlite.create(options.dataDir, { extensions: { vector }, startParams });
+      pglite = await PGlite.create(options.dataDir, {
+        extensions: { vector },
+        startParams,
+        ...(await artifacts),
+      });
     } catch (err) {
       await unlock();
       throw err;

@@ -44,6 +44,10 @@ function partsFormatter(zone: string): Intl.DateTimeFormat {
 export function canonicalTimeZone(input: string): string | null {
   const zone = input.trim();
   if (zone === '' || zone.length > MAX_ZONE_CHARS || /^[+-]/.test(zone)) return null;
+  // The default zone, and most users' stored one, is canonical as it is: answered without
+  // building an Intl formatter, whose first construction in a process loads ICU's locale and
+  // zone data (~10-30 ms at a woken machine's first turn, BENCHMARKS.md §4).
+  if (zone === DEFAULT_TIME_ZONE) return DEFAULT_TIME_ZONE;
   const known = canonical.get(zone);
   if (known) return known;
   try {
