@@ -14,6 +14,10 @@
  * Options: --seconds 15 --warmup 2 --concurrency 1,32 --memories 30 --count-turns 20
  *   --compiled (tsc -p tsconfig.build.json into bench/.build, run with plain node) --server-entry src/index.ts --json out.json
  *   --max-seconds 300 --cpu-prof DIR (the server writes a V8 CPU profile there when it stops)
+ *   --fly-env (the server and the bare baseline run with fly.toml's NODE_OPTIONS and
+ *   MALLOC_ARENA_MAX, as the production machines do; with --compiled, the bundle's code cache
+ *   made for those flags is used) --node-options "<flags>" (instead of fly.toml's, e.g. to try
+ *   another heap setting; applies to both servers)
  */
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -33,6 +37,7 @@ import { fakeEmbedding, startVoyageFake } from '../test/fakes/voyage-fake.js';
 import { PERSONAS, SEND_MESSAGE, START_CHAT } from '../test/helpers/operations.js';
 import { deadline, emitJson, log, machineInfo, round, summarize, table } from './lib/common.js';
 import { createScratchDatabase, databaseUrlFrom, openBenchDatabase } from './lib/db.js';
+import { flyEnv } from './lib/fly.js';
 import { type LoadResult, makeClient, runLoad } from './lib/http-load.js';
 import { clusterCpuMs, cpuMs, postmasterOf, rssMiB, systemCpuMs } from './lib/proc.js';
 import { buildCompiled, spawnServer } from './lib/server.js';
@@ -120,13 +125,16 @@ async function main() {
       json: { type: 'string' },
       'max-seconds': { type: 'string', default: '300' },
       'cpu-prof': { type: 'string' },
+      'fly-env': { type: 'boolean', default: false },
+      'node-options': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
     process.stdout.write(
       'usage: tsx bench/turn-overhead.ts --database-url postgres://… [--seconds 15] [--warmup 2] [--concurrency 1,32]\n' +
-        '  [--memories 30] [--count-turns 20] [--compiled] [--server-entry src/index.ts] [--json out.json] [--max-seconds 300] [--cpu-prof DIR]\n',
+        '  [--memories 30] [--count-turns 20] [--compiled] [--server-entry src/index.ts] [--json out.json] [--max-seconds 300] [--cpu-prof DIR]\n' +
+        '  [--fly-env] [--node-options "<flags>"]\n',
     );
     return;
   }
@@ -282,15 +290,23 @@ async function main() {
     }
     log(`spawning the server (${entry}) and the bare graphql-yoga baseline`);
     const profDir = values['cpu-prof'];
+    // The V8/malloc settings of the machines (fly.toml), or none (Node's defaults); the same
+    // for the app and the baseline, so the ratio compares the same runtime configuration.
+    const fly = values['fly-env'] ? await flyEnv() : {};
+    const nodeOptions = values['node-options'] ?? fly.NODE_OPTIONS;
+    const runtimeEnv: Record<string, string> = {
+      ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+      ...(fly.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: fly.MALLOC_ARENA_MAX } : {}),
+    };
     const app = await spawnServer(
       entry,
-      serverEnv,
+      { ...serverEnv, ...runtimeEnv },
       'health',
       profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
     );
     cleanups.push(() => app.stop());
     const rssIdle = rssMiB(app.pid);
-    const bare = await spawnServer('bench/lib/bare-yoga.ts', {}, 'stdout');
+    const bare = await spawnServer('bench/lib/bare-yoga.ts', runtimeEnv, 'stdout');
     cleanups.push(() => bare.stop());
     const client = makeClient(maxC + 2);
     cleanups.push(async () => client.close());
@@ -554,6 +570,7 @@ async function main() {
         database: { ...bench.server },
         config: {
           serverEntry: entry,
+          runtimeEnv,
           seconds,
           warmup,
           concurrencies,
