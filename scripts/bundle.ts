@@ -10,7 +10,8 @@
  * per V8 configuration the server starts with: no NODE_OPTIONS (CI, the benches, a plain
  * `npm run start:prod`) and fly.toml's NODE_OPTIONS (the heap flags change V8's flag hash, and
  * V8 refuses a cache made under other flags). The worker and the release command stay ES module
- * bundles: nothing waits on their start.
+ * bundles: nothing waits on their start. The server's bundle is built without esbuild's
+ * `keepNames` (a per-request cost), with renamed classes' names restored (scripts/bundle-names.ts).
  *
  * Why: a Fly machine that scaled to zero wakes on a request, and most of that wake-up was Node
  * resolving, reading and compiling ~1 300 module files (graphql, graphql-tools, zod, Pothos,
