@@ -35,7 +35,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { get } from 'node:http';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -47,6 +47,7 @@ import { SEND_MESSAGE, START_CHAT } from '../test/helpers/operations.js';
 import { deadline, emitJson, log, machineInfo, mulberry32, round } from './lib/common.js';
 import { createScratchDatabase } from './lib/db.js';
 import { startFakes } from './lib/fakes.js';
+import { flyEnv } from './lib/fly.js';
 import { makeClient } from './lib/http-load.js';
 import { rssMiB } from './lib/proc.js';
 import { buildCompiled, spawnServer } from './lib/server.js';
@@ -86,17 +87,6 @@ function messageText(random: () => number, n: number): string {
   const pick = () => WORDS[Math.floor(random() * WORDS.length)] as string;
   const opener = OPENERS[Math.floor(random() * OPENERS.length)] as string;
   return `${opener}; it reminded me of ${pick()}, ${pick()} and ${pick()} (message ${n}).`;
-}
-
-/** [env] of fly.toml as key → value (the production configuration this measures). */
-async function flyEnv(): Promise<Record<string, string>> {
-  const text = await readFile('fly.toml', 'utf8');
-  const section = /^\[env\]\s*\n([\s\S]*?)(?=^\[)/m.exec(text)?.[1] ?? '';
-  const env: Record<string, string> = {};
-  for (const m of section.matchAll(/^\s*([A-Z0-9_]+)\s*=\s*"([^"]*)"/gm)) {
-    env[m[1] as string] = m[2] as string;
-  }
-  return env;
 }
 
 /** A few series of the server's Prometheus /metrics (prom-client default metrics). */

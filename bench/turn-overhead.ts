@@ -14,6 +14,11 @@
  * Options: --seconds 15 --warmup 2 --concurrency 1,32 --memories 30 --count-turns 20
  *   --compiled (tsc -p tsconfig.build.json into bench/.build, run with plain node) --server-entry src/index.ts --json out.json
  *   --max-seconds 300 --cpu-prof DIR (the server writes a V8 CPU profile there when it stops)
+ *   --fly-env (the server and the bare baseline run with fly.toml's NODE_OPTIONS and
+ *   MALLOC_ARENA_MAX, as the production machines do; with --compiled, the bundle's code cache
+ *   made for those flags is used) --node-options "<flags>" (instead of fly.toml's, e.g. to try
+ *   another heap setting; applies to both servers) --rounds 1 (per concurrency, alternate N slices
+ *   of the app and of the baseline, seconds/N each, summed: steadier ratios on a shared machine)
  */
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -33,6 +38,7 @@ import { fakeEmbedding, startVoyageFake } from '../test/fakes/voyage-fake.js';
 import { PERSONAS, SEND_MESSAGE, START_CHAT } from '../test/helpers/operations.js';
 import { deadline, emitJson, log, machineInfo, round, summarize, table } from './lib/common.js';
 import { createScratchDatabase, databaseUrlFrom, openBenchDatabase } from './lib/db.js';
+import { flyEnv } from './lib/fly.js';
 import { type LoadResult, makeClient, runLoad } from './lib/http-load.js';
 import { clusterCpuMs, cpuMs, postmasterOf, rssMiB, systemCpuMs } from './lib/proc.js';
 import { buildCompiled, spawnServer } from './lib/server.js';
@@ -120,13 +126,17 @@ async function main() {
       json: { type: 'string' },
       'max-seconds': { type: 'string', default: '300' },
       'cpu-prof': { type: 'string' },
+      'fly-env': { type: 'boolean', default: false },
+      'node-options': { type: 'string' },
+      rounds: { type: 'string', default: '1' },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
     process.stdout.write(
       'usage: tsx bench/turn-overhead.ts --database-url postgres://… [--seconds 15] [--warmup 2] [--concurrency 1,32]\n' +
-        '  [--memories 30] [--count-turns 20] [--compiled] [--server-entry src/index.ts] [--json out.json] [--max-seconds 300] [--cpu-prof DIR]\n',
+        '  [--memories 30] [--count-turns 20] [--compiled] [--server-entry src/index.ts] [--json out.json] [--max-seconds 300] [--cpu-prof DIR]\n' +
+        '  [--fly-env] [--node-options "<flags>"] [--rounds 1]\n',
     );
     return;
   }
@@ -138,6 +148,7 @@ async function main() {
     );
   }
   const seconds = Number(values.seconds);
+  const rounds = Math.max(1, Math.floor(Number(values.rounds)));
   const warmup = Number(values.warmup);
   const concurrencies = values.concurrency
     .split(',')
@@ -282,15 +293,23 @@ async function main() {
     }
     log(`spawning the server (${entry}) and the bare graphql-yoga baseline`);
     const profDir = values['cpu-prof'];
+    // The V8/malloc settings of the machines (fly.toml), or none (Node's defaults); the same
+    // for the app and the baseline, so the ratio compares the same runtime configuration.
+    const fly = values['fly-env'] ? await flyEnv() : {};
+    const nodeOptions = values['node-options'] ?? fly.NODE_OPTIONS;
+    const runtimeEnv: Record<string, string> = {
+      ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+      ...(fly.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: fly.MALLOC_ARENA_MAX } : {}),
+    };
     const app = await spawnServer(
       entry,
-      serverEnv,
+      { ...serverEnv, ...runtimeEnv },
       'health',
       profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
     );
     cleanups.push(() => app.stop());
     const rssIdle = rssMiB(app.pid);
-    const bare = await spawnServer('bench/lib/bare-yoga.ts', {}, 'stdout');
+    const bare = await spawnServer('bench/lib/bare-yoga.ts', runtimeEnv, 'stdout');
     cleanups.push(() => bare.stop());
     const client = makeClient(maxC + 2);
     cleanups.push(async () => client.close());
@@ -399,10 +418,22 @@ async function main() {
     };
 
     const phases: PhaseResult[] = [];
-    const runPhase = async (server: 'app' | 'bare-yoga', concurrency: number) => {
+    interface Slice {
+      sent: number;
+      cpu: number;
+      sys: number;
+      pgCpu: number | null;
+      selfMs: number;
+      result: LoadResult;
+    }
+    const runSlice = async (
+      server: 'app' | 'bare-yoga',
+      concurrency: number,
+      sliceSeconds: number,
+      warmupSeconds: number,
+    ): Promise<Slice> => {
       const proc = server === 'app' ? app : bare;
-      log(`${server} at concurrency ${concurrency}: ${warmup} s warm-up + ${seconds} s`);
-      // CPU is read around the whole phase (warm-up included) and divided by all requests sent.
+      // CPU is read around the whole slice (warm-up included) and divided by all requests sent.
       let sent = 0;
       const cpu0 = cpuMs(proc.pid);
       const sys0 = systemCpuMs(proc.pid);
@@ -411,35 +442,62 @@ async function main() {
       const send = server === 'app' ? sendTurn : sendNoop;
       const result: LoadResult = await runLoad({
         concurrency,
-        seconds,
-        warmupSeconds: warmup,
+        seconds: sliceSeconds,
+        warmupSeconds,
         send: (w, n) => {
           sent += 1;
           return send(w, n);
         },
       });
-      const cpu = cpuMs(proc.pid) - cpu0;
-      const sys = systemCpuMs(proc.pid) - sys0;
-      const pgCpu = server === 'app' && postmaster > 0 ? clusterCpuMs(postmaster) - pg0 : null;
       const self = process.cpuUsage(self0);
+      return {
+        sent,
+        cpu: cpuMs(proc.pid) - cpu0,
+        sys: systemCpuMs(proc.pid) - sys0,
+        pgCpu: server === 'app' && postmaster > 0 ? clusterCpuMs(postmaster) - pg0 : null,
+        selfMs: (self.user + self.system) / 1000,
+        result,
+      };
+    };
+    const phaseOf = (server: 'app' | 'bare-yoga', concurrency: number, slices: Slice[]) => {
+      const sum = (f: (x: Slice) => number) => slices.reduce((a, x) => a + f(x), 0);
+      const sent = Math.max(
+        1,
+        sum((x) => x.sent),
+      );
+      const completed = sum((x) => x.result.completed);
+      const pgCpu = slices.some((x) => x.pgCpu === null) ? null : sum((x) => x.pgCpu ?? 0);
       phases.push({
         server,
         concurrency,
-        requests: result.completed,
-        errors: result.errors,
-        firstError: result.firstError,
-        throughput: result.completed / result.seconds,
-        latencyMs: summarize(result.latenciesMs),
-        serverCpuMsPerRequest: cpu / Math.max(1, sent),
-        serverSystemCpuMsPerRequest: sys / Math.max(1, sent),
-        postgresCpuMsPerRequest: pgCpu === null ? null : pgCpu / Math.max(1, sent),
-        driverCpuMsPerRequest: (self.user + self.system) / 1000 / Math.max(1, sent),
-        rssMiBAfter: rssMiB(proc.pid),
+        requests: completed,
+        errors: sum((x) => x.result.errors),
+        firstError: slices.find((x) => x.result.firstError)?.result.firstError,
+        throughput: completed / sum((x) => x.result.seconds),
+        latencyMs: summarize(slices.flatMap((x) => x.result.latenciesMs)),
+        serverCpuMsPerRequest: sum((x) => x.cpu) / sent,
+        serverSystemCpuMsPerRequest: sum((x) => x.sys) / sent,
+        postgresCpuMsPerRequest: pgCpu === null ? null : pgCpu / sent,
+        driverCpuMsPerRequest: sum((x) => x.selfMs) / sent,
+        rssMiBAfter: rssMiB((server === 'app' ? app : bare).pid),
       });
     };
+    // With --rounds N, each concurrency alternates N app and N baseline slices of seconds/N
+    // (warm-up before the first of each): on a shared machine whose load drifts, both sides of
+    // the ratio then see the same conditions.
     for (const c of concurrencies) {
-      await runPhase('app', c);
-      await runPhase('bare-yoga', c);
+      const slices: Record<'app' | 'bare-yoga', Slice[]> = { app: [], 'bare-yoga': [] };
+      for (let r = 0; r < rounds; r++) {
+        for (const server of ['app', 'bare-yoga'] as const) {
+          log(
+            `${server} at concurrency ${c}: ${r === 0 ? `${warmup} s warm-up + ` : ''}${seconds / rounds} s` +
+              (rounds > 1 ? ` (round ${r + 1}/${rounds})` : ''),
+          );
+          slices[server].push(await runSlice(server, c, seconds / rounds, r === 0 ? warmup : 0));
+        }
+      }
+      phaseOf('app', c, slices.app);
+      phaseOf('bare-yoga', c, slices['bare-yoga']);
     }
     const rssAfter = rssMiB(app.pid);
 
@@ -554,7 +612,9 @@ async function main() {
         database: { ...bench.server },
         config: {
           serverEntry: entry,
+          runtimeEnv,
           seconds,
+          rounds,
           warmup,
           concurrencies,
           memoriesPerLayer,

@@ -10,7 +10,8 @@
  * per V8 configuration the server starts with: no NODE_OPTIONS (CI, the benches, a plain
  * `npm run start:prod`) and fly.toml's NODE_OPTIONS (the heap flags change V8's flag hash, and
  * V8 refuses a cache made under other flags). The worker and the release command stay ES module
- * bundles: nothing waits on their start.
+ * bundles: nothing waits on their start. The server's bundle is built without esbuild's
+ * `keepNames` (a per-request cost), with renamed classes' names restored (scripts/bundle-names.ts).
  *
  * Why: a Fly machine that scaled to zero wakes on a request, and most of that wake-up was Node
  * resolving, reading and compiling ~1 300 module files (graphql, graphql-tools, zod, Pothos,
@@ -32,6 +33,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { build } from 'esbuild';
+import { restoreClassNames } from './bundle-names.js';
 
 const outDir = process.argv[2] ?? 'dist';
 const ENTRIES = ['src/worker-main.js', 'src/db/migrate-cli.js'];
@@ -71,24 +73,34 @@ await Promise.all(
     }),
   ),
 );
-await build({
-  entryPoints: [`${outDir}/src/server.js`],
-  outfile: `${outDir}/src/server.cjs`,
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  external: BUNDLE_EXTERNAL,
-  // No `import()` in a script compiled from a code cache (src/code-cache.ts): the optional
-  // packages imported on first use (PGlite, the local embedder, GraphiQL) are required instead;
-  // each ships a CommonJS build.
-  supported: { 'dynamic-import': false },
-  // prisma/migrations is found from the bundle's own location (src/db/migrate.ts).
-  define: { 'import.meta.url': '__bundleUrl' },
-  banner: { js: "const __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  keepNames: true,
-  logLevel: 'warning',
-});
+// The server is built twice in memory, with and without `keepNames`: the bundle is the one
+// without (keepNames' `__name` calls were ~20 % of a chat turn's CPU), with the names of the
+// classes esbuild renamed put back from the other (scripts/bundle-names.ts).
+const serverBuilds = await Promise.all(
+  [true, false].map((keepNames) =>
+    build({
+      entryPoints: [`${outDir}/src/server.js`],
+      outfile: `${outDir}/src/server.cjs`,
+      write: false,
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node20',
+      external: BUNDLE_EXTERNAL,
+      // No `import()` in a script compiled from a code cache (src/code-cache.ts): the optional
+      // packages imported on first use (PGlite, the local embedder, GraphiQL) are required instead;
+      // each ships a CommonJS build.
+      supported: { 'dynamic-import': false },
+      // prisma/migrations is found from the bundle's own location (src/db/migrate.ts).
+      define: { 'import.meta.url': '__bundleUrl' },
+      banner: { js: "const __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+      keepNames,
+      logLevel: 'warning',
+    }),
+  ),
+);
+const [named, plain] = serverBuilds.map((b) => b.outputFiles[0]?.text ?? '') as [string, string];
+writeFileSync(`${outDir}/src/server.cjs`, restoreClassNames(named, plain).text);
 // The tsc output the bundle replaced: nothing loads it any more.
 for (const stale of ['server.js', 'server.js.map', 'index.js.map']) {
   rmSync(`${outDir}/src/${stale}`, { force: true });

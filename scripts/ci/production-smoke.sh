@@ -90,6 +90,27 @@ REPLY=$(gql "{\"query\":\"mutation { sendMessage(input: {sessionId: \\\"$SESSION
 echo "$REPLY"
 echo "$REPLY" | grep -q '"reply":{"content":"' || { log "no reply"; cat server.log; exit 1; }
 
+# More than one turn through the bundle (it is built differently from the sources the test
+# suite runs: scripts/bundle.ts): a streamed turn, memory search, clients' errors with their
+# stable codes, a bad token.
+must_contain() { # what, body, pattern
+  echo "$2" | grep -q "$3" || { log "$1: expected $3 in: $2"; cat server.log; exit 1; }
+}
+log "a streamed turn (SSE)"
+STREAM=$(curl -fsS -N --max-time 30 "http://127.0.0.1:$PORT/graphql" -H "authorization: Bearer $TOKEN" \
+  -H 'content-type: application/json' -H 'accept: text/event-stream' \
+  -d "{\"query\":\"subscription { sendMessageStream(input: {sessionId: \\\"$SESSION\\\", content: \\\"Tell me more\\\", clientMessageId: \\\"smoke-2\\\"}) { __typename ... on ReplyDelta { text } ... on ReplyDone { turn { reply { content } } } } }\"}")
+must_contain "stream" "$STREAM" '"__typename":"ReplyDelta"'
+must_contain "stream" "$STREAM" '"__typename":"ReplyDone"'
+log "memory search"
+must_contain "search" "$(gql '{"query":"{ profileMemories(search: \"smoke tester\", first: 5) { edges { score node { content } } } }"}')" '"profileMemories":{"edges":\['
+log "clients' errors keep their codes"
+must_contain "malformed id" "$(gql '{"query":"mutation { sendMessage(input: {sessionId: \"not-an-id\", content: \"hi\", clientMessageId: \"smoke-3\"}) { reply { content } } }"}')" '"code":"BAD_USER_INPUT"'
+must_contain "foreign session" "$(TOKEN=$(node dist/src/cli/token.js --user 22222222-2222-4222-8222-222222222222) gql "{\"query\":\"mutation { sendMessage(input: {sessionId: \\\"$SESSION\\\", content: \\\"hi\\\", clientMessageId: \\\"smoke-4\\\"}) { reply { content } } }\"}")" '"code":"NOT_FOUND"'
+must_contain "unknown field" "$(curl -sS "http://127.0.0.1:$PORT/graphql" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"query":"{ nope }"}')" '"code":"GRAPHQL_VALIDATION_FAILED"'
+log "a bad token"
+must_contain "bad token" "$(curl -sS "http://127.0.0.1:$PORT/graphql" -H 'authorization: Bearer not.a.token' -H 'content-type: application/json' -d '{"query":"{ viewer { id } }"}')" '"code":"UNAUTHENTICATED"'
+
 log "SIGTERM drains and exits 0"
 kill -TERM "$SERVER_PID"
 wait "$SERVER_PID" && rc=0 || rc=$?
