@@ -35,7 +35,9 @@ export const MemorySearchMode = builder.enumType('MemorySearchMode', {
         'the best BM25 matches of any of the words (English stemming; dates match their month, ' +
         'year, weekday and season), fused by weighted reciprocal rank (depths and weights: the ' +
         `RECALL_* settings, by default ${DEFAULT_FUSION.vectorDepth} + ${DEFAULT_FUSION.lexicalDepth} ` +
-        'rows). Finds exact names and rare words that meaning alone ranks low. Edge score: the ' +
+        `rows, ${DEFAULT_FUSION.annVectorDepth} + ${DEFAULT_FUSION.lexicalDepth} in a layer of ` +
+        `${DEFAULT_FUSION.annMinRows} memories or more). ` +
+        'Finds exact names and rare words that meaning alone ranks low. Edge score: the ' +
         "fused score scaled to (0, 1]; 1 = ranked first by both, at most one side's share of " +
         'the weights = found by one side only.',
     },
@@ -54,7 +56,9 @@ const PAGING_DESCRIPTION =
   'Without `search`, `after` is a keyset cursor (createdAt, id): pages stay exact while ' +
   'memories are added. With `search`, `after` is an offset into the ranking: stable while the ' +
   'layer does not change, but a memory added or removed between two pages can shift the ' +
-  'rest by one. HYBRID search returns at most RECALL_VECTOR_DEPTH + RECALL_LEXICAL_DEPTH memories.';
+  'rest by one. HYBRID search returns at most RECALL_VECTOR_DEPTH + RECALL_LEXICAL_DEPTH ' +
+  'memories (RECALL_ANN_VECTOR_DEPTH + RECALL_LEXICAL_DEPTH in a layer of RECALL_ANN_MIN_ROWS ' +
+  'memories or more).';
 
 /** Arguments both layers share (after the contract's, new ones are optional). */
 const memoryPageArgs = builder.args((t) => ({
