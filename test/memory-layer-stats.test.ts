@@ -20,8 +20,9 @@ import { tier } from './helpers/database.js';
 /**
  * memory_layer_stats (migration 20261204020000): per (user, layer) the live memories and their
  * lexical length, kept by triggers, so recall reads BM25's N and average length and picks its
- * exact-or-index path without reading the layer. The counts must follow every kind of write;
- * the index path must rank like the exact one.
+ * exact-or-index path without reading the layer. memory_terms (migration 20261206010000): the
+ * postings a large layer's word side reads instead of its memories. Both must follow every kind
+ * of write; the index path must rank like the exact one.
  */
 
 const MODEL = 'test-stats';
@@ -90,9 +91,28 @@ describe('memory layer stats', () => {
     return { kept, actual };
   }
 
+  /**
+   * Every posting the triggers keep, against the postings of every live memory now (the whole
+   * table: a posting of another user's or of a deleted memory is as wrong as a missing one).
+   */
+  async function expectPostingsInStep(): Promise<number> {
+    type Posting = { term: string; memoryId: string; tf: number; len: number };
+    const kept = await t.services.prisma.$queryRaw<Posting[]>`
+      SELECT term::text, memory_id::text AS "memoryId", tf::int, len
+      FROM memory_terms ORDER BY 1, 2`;
+    const actual = await t.services.prisma.$queryRaw<Posting[]>`
+      SELECT p.term::text, p.memory_id::text AS "memoryId", p.tf::int, p.len
+      FROM memories AS m,
+        memory_postings(m.id, COALESCE(m.instance_id, m.user_id), m.search_tsv) AS p
+      WHERE m.superseded_by_id IS NULL ORDER BY 1, 2`;
+    expect(kept).toEqual(actual);
+    return kept.length;
+  }
+
   async function expectInStep(userId: string): Promise<Row[]> {
     const { kept, actual } = await statsOf(userId);
     expect(kept).toEqual(actual);
+    await expectPostingsInStep();
     return kept;
   }
 
@@ -142,8 +162,15 @@ describe('memory layer stats', () => {
     rows = await expectInStep(userId);
     expect(rows.map((r) => r.key)).toEqual(['00000000-0000-0000-0000-000000000000']);
 
+    const before = await expectPostingsInStep();
     await eraseUser(t.services.prisma, userId);
     expect((await statsOf(userId)).kept).toEqual([]);
+    // The erased user's postings went with their memories; everyone else's are still there.
+    expect(await expectPostingsInStep()).toBeLessThan(before);
+    const [left] = await t.services.prisma.$queryRaw<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM memory_terms AS t
+      WHERE NOT EXISTS (SELECT 1 FROM memories AS m WHERE m.id = t.memory_id)`;
+    expect(left?.n).toBe(0);
     // Nobody else's counts moved.
     const others = await expectInStep(other.userId);
     expect(others).toHaveLength(1);
@@ -231,6 +258,60 @@ describe('memory layer stats', () => {
         expect(new Set(viaProfile)).toEqual(new Set(includeSuperseded ? [old, ...live] : live));
         expect(viaRelationship).toEqual([ours]);
       }
+    }
+  });
+
+  it("a large layer's filter removes rows after the word ranking, and the results still fill up", async () => {
+    const { userId } = await userWithInstance();
+    const profile = { userId, instanceId: null };
+    const events: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      // The shortest documents rank first by BM25: the filter must look past them.
+      const id = await put(
+        profile,
+        i < 24 ? `User violin ${i}` : `User played the violin at concert number ${i} downtown`,
+        5000 + i,
+      );
+      if (i >= 24) events.push(id);
+    }
+    await t.services.prisma.memory.updateMany({
+      where: { id: { in: events } },
+      data: { category: 'EVENT' },
+    });
+    // Expired, and embedded by another model: never returned, on either path.
+    const expired = await put(profile, 'User violin expired', 5100);
+    await t.services.prisma.memory.update({
+      where: { id: expired },
+      data: { expiresAt: new Date(Date.now() - 60_000) },
+    });
+    const otherModel = await put(profile, 'User violin other model', 5101);
+    await t.services.prisma.memory.update({
+      where: { id: otherModel },
+      data: { embeddingModel: 'another-model' },
+    });
+    const query = { embedding: vector(1), text: 'violin', model: MODEL, k: 10, minScore: 1 };
+    const index = { ...DEFAULT_FUSION, annMinRows: 1, lexicalDepth: 4 };
+    const exact = { ...DEFAULT_FUSION, annMinRows: 1_000_000, lexicalDepth: 4 };
+    for (const liveRows of [undefined, 32]) {
+      const run = async (fusion: typeof DEFAULT_FUSION, category?: 'EVENT') => {
+        const [hits = []] = await searchLayersHybrid(
+          t.services.prisma,
+          [{ scope: profile, k: 10, liveRows }],
+          { ...query, category },
+          fusion,
+        );
+        return hits.map((h) => h.memory.id);
+      };
+      // lexicalDepth 4: the 4 best rows that pass the filter, out of 30 matching.
+      const viaIndex = await run(index, 'EVENT');
+      expect(viaIndex).toHaveLength(4);
+      expect(events).toEqual(expect.arrayContaining(viaIndex));
+      expect(new Set(viaIndex)).toEqual(new Set(await run(exact, 'EVENT')));
+      const unfiltered = await run(index);
+      expect(unfiltered).toHaveLength(4);
+      expect(unfiltered).not.toContain(expired);
+      expect(unfiltered).not.toContain(otherModel);
+      expect(unfiltered).toEqual(await run(exact));
     }
   });
 

@@ -264,16 +264,22 @@ function names(prefix: string) {
 /**
  * BM25 over the rows of one layer that hold a query lexeme, as CTEs `<p>_stats` … `<p>_bm25(id,
  * score)` (the statement's `query` CTE is queryTerms). Only rows matching at least one query
- * lexeme get a score. A small layer (below `annMinRows` live memories, as for the meaning side)
- * tests its own rows, read through the per-user btree; a large one finds them through the
- * layer's own postings (layerKeysMatch: testing every row of a 30 000-memory layer with `@@`
- * cost as much again as its exact vector scan).
+ * lexeme get a score. Two sources of postings, by the layer's path (`annMinRows`, as for the
+ * meaning side):
+ * - `exact` (a small layer, or a history search, which also reads superseded rows): the rows
+ *   the filter keeps, read through the per-user btree, each testing its own document; the
+ *   postings are the document cut down to the query's lexemes (setweight + ts_filter, so
+ *   nothing else is unnested). Statistics: df = the matched rows holding the lexeme.
+ * - `index` (a large layer, live rows): the query lexemes' postings in `memory_terms` (one
+ *   index-only scan, no memory row read; migration 20261206010000_memory_terms). Statistics:
+ *   df = the layer's live memories holding the lexeme, as a search engine counts them; the
+ *   filter does not narrow them, it only removes rows from the results, after the ranking
+ *   (`rankedFilter`). The two agree whenever the filter keeps every live row holding a query
+ *   word, as a turn's always does outside a re-embedding.
  *
- * - IDF from the user's own layer: N = its live memories (memory_layer_stats; at least the rows
- *   matched here, which a filter may widen to superseded ones), df = the rows matched here that
- *   hold the lexeme: ln(1 + (N − df + 0.5) / (df + 0.5)).
- * - TF = the lexeme's positions in the memory's stored document (`hits`: the document cut
- *   down to the query's lexemes with setweight + ts_filter, so nothing else is unnested).
+ * - IDF: ln(1 + (N − df + 0.5) / (df + 0.5)), N = the layer's live memories
+ *   (memory_layer_stats; at least the rows matched, which a history search may widen).
+ * - TF = the lexeme's positions in the memory's stored document.
  * - Length: the document's distinct lexemes (length(tsvector)) against the layer's average
  *   (memory_layer_stats). Memories are a sentence or two, where nearly every word occurs once,
  *   so this stands in for the token count without storing one.
@@ -282,68 +288,77 @@ function bm25Ctes(
   prefix: string,
   scope: LayerScope,
   where: Prisma.Sql,
-  superseded: boolean,
   path: LayerPath,
   annMinRows: number,
 ): Prisma.Sql {
   const t = names(prefix);
-  const exact = Prisma.sql`SELECT id, COALESCE(length(search_tsv), 0) AS len,
+  const gate = (op: '<' | '>=') =>
+    path === 'either'
+      ? Prisma.sql`AND (SELECT n FROM ${t.stats}) ${Prisma.raw(op)} ${annMinRows}`
+      : Prisma.empty;
+  const matches = Prisma.sql`, ${t.matches} AS MATERIALIZED (
+    SELECT id, COALESCE(length(search_tsv), 0) AS len,
       ts_filter(setweight(search_tsv, 'A', query.lexemes), '{a}') AS hits
     FROM ${candidates(where)}, query
-    WHERE mine.search_tsv @@ query.tsq`;
-  // Live rows: the layer's own postings (layerKeysMatch), fenced so the planner does not also
-  // read the layer's whole btree to intersect with them. With superseded rows (a history
-  // search), which that index does not hold: each of the layer's rows tests its document.
-  const found = superseded
-    ? Prisma.sql`memories WHERE ${where} AND search_tsv @@ query.tsq`
-    : Prisma.sql`(SELECT * FROM memories WHERE superseded_by_id IS NULL
-        AND ${layerKeysMatch(scope, Prisma.sql`(SELECT lexemes FROM query)`)} OFFSET 0) AS found
-      WHERE ${where}`;
-  const indexed = Prisma.sql`SELECT id, COALESCE(length(search_tsv), 0) AS len,
-      ts_filter(setweight(search_tsv, 'A', query.lexemes), '{a}') AS hits
-    FROM query, ${found}`;
-  const matches =
+    WHERE mine.search_tsv @@ query.tsq ${gate('<')}
+  )`;
+  const exact = Prisma.sql`SELECT m.id, m.len, COALESCE(cardinality(p.positions), 1) AS tf, p.lexeme
+      FROM ${t.matches} AS m CROSS JOIN LATERAL unnest(m.hits) AS p`;
+  const layer = scope.instanceId ?? scope.userId;
+  const indexed = Prisma.sql`SELECT t.memory_id AS id, t.len, t.tf, q.lexeme
+      FROM query CROSS JOIN LATERAL unnest(query.lexemes) AS q(lexeme)
+      JOIN memory_terms AS t ON t.term = memory_term_key(${layer}::uuid, q.lexeme)
+      WHERE true ${gate('>=')}`;
+  const postings =
     path === 'exact'
       ? exact
       : path === 'index'
         ? indexed
-        : Prisma.sql`${exact} AND (SELECT n FROM ${t.stats}) < ${annMinRows}
-    UNION ALL
-    ${indexed} AND (SELECT n FROM ${t.stats}) >= ${annMinRows}`;
-  return Prisma.sql`${t.stats} AS MATERIALIZED (${layerStats(scope)}),
-  ${t.matches} AS MATERIALIZED (
-    ${matches}
-  ), ${t.layer} AS (
+        : Prisma.sql`${exact} UNION ALL ${indexed}`;
+  // Rows matched by the exact source (none on the index path): N is at least that many.
+  const matched =
+    path === 'index'
+      ? Prisma.sql`(SELECT 0::float8 AS rows, 1::float8 AS avglen)`
+      : Prisma.sql`(SELECT count(*)::float8 AS rows, COALESCE(avg(len), 1)::float8 AS avglen
+        FROM ${t.matches})`;
+  return Prisma.sql`${t.stats} AS MATERIALIZED (${layerStats(scope)})${path === 'index' ? Prisma.empty : matches},
+  ${t.layer} AS (
     SELECT GREATEST(s.n, m.rows) AS n,
       GREATEST(CASE WHEN s.n > 0 THEN s.total / s.n ELSE m.avglen END, 1) AS avgdl
-    FROM ${t.stats} AS s,
-      (SELECT count(*)::float8 AS rows, COALESCE(avg(len), 1)::float8 AS avglen
-        FROM ${t.matches}) AS m
+    FROM ${t.stats} AS s, ${matched} AS m
   ), ${t.bm25} AS (
     SELECT id, sum(
       ln(1 + (l.n - df + 0.5) / (df + 0.5)) * tf * ${BM25_K1 + 1}::float8
         / (tf + ${BM25_K1}::float8 * (1 - ${BM25_B}::float8 + ${BM25_B}::float8 * len / l.avgdl))
     ) AS score
     FROM (
-      SELECT m.id, m.len::float8 AS len, COALESCE(cardinality(p.positions), 1)::float8 AS tf,
-        count(*) OVER (PARTITION BY p.lexeme)::float8 AS df
-      FROM ${t.matches} AS m CROSS JOIN LATERAL unnest(m.hits) AS p
+      SELECT id, len::float8 AS len, tf::float8 AS tf,
+        count(*) OVER (PARTITION BY lexeme)::float8 AS df
+      FROM (${postings}) AS postings
     ) AS postings, ${t.layer} AS l
     GROUP BY id
   )`;
 }
 
 /**
- * The layer's live rows holding any of `lexemes` (an SQL text[]), through the GIN index on
- * (layer, word) keys (migration 20261205010000_layer_search_keys): the condition must be the
- * index's expression, with the layer's key (its persona instance, or the user for the profile)
- * as a constant, for the planner to use it. A hash collision can only add a row without the
- * words, which BM25 scores with nothing: its hits come from its own document.
+ * The word side's path: a history search reads superseded rows, which `memory_terms` does not
+ * hold, so it tests each row of the layer whatever its size.
  */
-function layerKeysMatch(scope: LayerScope, lexemes: Prisma.Sql): Prisma.Sql {
-  const layer = scope.instanceId ?? scope.userId;
-  return Prisma.sql`memory_search_keys(COALESCE(instance_id, user_id), tsvector_to_array(search_tsv))
-      && memory_search_keys(${layer}::uuid, ${lexemes})`;
+function wordPath(path: LayerPath, filter: MemoryFilter): LayerPath {
+  return filter.includeSuperseded === true ? 'exact' : path;
+}
+
+/**
+ * On the index path BM25 ranks the layer's postings before any filter (bm25Ctes): a ranked row
+ * is kept only if its memory passes the search's filter, tested by a correlated primary-key
+ * lookup (a subplan, never turned into a join) on rows already in rank order, so a LIMIT above
+ * stops after the first rows that pass. `ranked` names the row's relation. Nothing on the
+ * exact path, whose rows passed the filter before they were scored.
+ */
+function rankedFilter(path: LayerPath, where: Prisma.Sql, ranked: string): Prisma.Sql {
+  if (path === 'exact') return Prisma.empty;
+  return Prisma.sql`WHERE (SELECT true FROM memories AS f
+      WHERE f.id = ${Prisma.raw(ranked)}.id AND ${where})`;
 }
 
 export interface LexicalQuery extends MemoryFilter {
@@ -365,10 +380,12 @@ export async function searchLayerLexical(
 ): Promise<ScoredMemory[]> {
   if (query.k <= 0) return [];
   const where = searchable(scope, query.model, query);
+  // The index path's rows are filtered here (bm25Ctes), where each is read anyway.
   const rows = await db.$queryRaw<(MemoryRow & { score: number })[]>`
     WITH query AS MATERIALIZED (${queryTerms(query.text)}),
-    ${bm25Ctes('l', scope, where, query.includeSuperseded === true, 'either', DEFAULT_FUSION.annMinRows)}
+    ${bm25Ctes('l', scope, where, wordPath('either', query), DEFAULT_FUSION.annMinRows)}
     SELECT ${COLUMNS}, l_bm25.score FROM l_bm25 JOIN memories USING (id)
+    WHERE ${where}
     ORDER BY l_bm25.score DESC, id
     LIMIT ${query.k} OFFSET ${query.offset ?? 0}`;
   return rows.map(({ score, ...memory }) => ({ memory, score: Number(score) }));
@@ -436,7 +453,7 @@ function nearestCtes(
 
 /**
  * How a layer is ranked: `exact` (every row's distance and word test, for a layer below
- * `annMinRows` live memories), `index` (HNSW and GIN, from `annMinRows` on), or `either` when
+ * `annMinRows` live memories), `index` (HNSW and memory_terms, from `annMinRows` on), or `either` when
  * the caller does not know the layer's size: then the statement holds both and the layer's
  * stats row picks one at run time (a one-time filter).
  */
@@ -481,14 +498,19 @@ function hybridCtes(
   if (!(best > 0)) throw new Error('fusion weights must not both be 0');
   const offset = layer.offset ?? 0;
   const path = layerPath(layer.liveRows, fusion.annMinRows);
-  return Prisma.sql`${bm25Ctes(prefix, layer.scope, where, query.includeSuperseded === true, path, fusion.annMinRows)},
+  const words = wordPath(path, query);
+  return Prisma.sql`${bm25Ctes(prefix, layer.scope, where, words, fusion.annMinRows)},
   ${nearestCtes(prefix, where, maxDistance, path, fusion)},
   ${t.byWords} AS (
     SELECT id, rank() OVER (ORDER BY text_score DESC) AS rank,
       row_number() OVER (ORDER BY text_score DESC, meaning_rank, id) AS position
     FROM (
-      SELECT b.id, b.score AS text_score, m.rank AS meaning_rank
-      FROM ${t.bm25} AS b LEFT JOIN ${t.byMeaning} AS m USING (id)
+      SELECT * FROM (
+        SELECT b.id, b.score AS text_score, m.rank AS meaning_rank
+        FROM ${t.bm25} AS b LEFT JOIN ${t.byMeaning} AS m USING (id)
+        ORDER BY text_score DESC, meaning_rank, id OFFSET 0
+      ) AS ranked
+      ${rankedFilter(words, where, 'ranked')}
       ORDER BY text_score DESC, meaning_rank, id LIMIT ${fusion.lexicalDepth}
     ) AS matching
   ), ${t.hits} AS (
