@@ -448,7 +448,7 @@ interface SizeResult {
   perUser: number;
   heavy: number;
   load: Loaded['timings'] & { insertRowsPerSecond: number; indexes: Loaded['indexes'] };
-  tableSizeMB: { table: number; toast: number; indexes: number; hnsw: number };
+  tableSizeMB: { table: number; toast: number; indexes: number; hnsw: number; postings: number };
   indexSizesMB: Record<string, number>;
   strategies: Record<string, { typical: Measured; heavy: Measured | null }>;
   plans: Record<string, Record<string, { path: string; plan: string }>>;
@@ -502,10 +502,13 @@ async function runSize(options: SizeOptions): Promise<SizeResult> {
     log(
       `  inserted ${loaded.total} rows in ${t.insertSeconds.toFixed(1)} s, HNSW build ${t.indexSeconds.toFixed(1)} s, analyze ${t.analyzeSeconds.toFixed(1)} s`,
     );
-    const [size] = await bench.query<{ t: number; toast: number; ix: number }>(
+    const [size] = await bench.query<{ t: number; toast: number; ix: number; postings: number }>(
       `SELECT pg_relation_size('memories')::float8 / 1048576 AS t,
               COALESCE(pg_total_relation_size(NULLIF(reltoastrelid, 0)), 0)::float8 / 1048576 AS toast,
-              pg_indexes_size('memories')::float8 / 1048576 AS ix
+              pg_indexes_size('memories')::float8 / 1048576 AS ix,
+              -- memory_terms (heap + index): every live memory's postings, read for large layers.
+              COALESCE(pg_total_relation_size(to_regclass('memory_terms')), 0)::float8 / 1048576
+                AS postings
        FROM pg_class WHERE relname = 'memories'`,
     );
     const indexSizes = await bench.query<{ name: string; mb: number }>(
@@ -643,6 +646,7 @@ async function runSize(options: SizeOptions): Promise<SizeResult> {
         table: round(size?.t ?? 0, 1),
         toast: round(size?.toast ?? 0, 1),
         indexes: round(size?.ix ?? 0, 1),
+        postings: round(size?.postings ?? 0, 1),
       },
       strategies: results,
       plans,
@@ -797,7 +801,7 @@ async function main() {
     out.push('');
     out.push(
       `== ${r.label} — ${r.server.version}, pgvector ${r.server.pgvector}: ${r.total} memories, ${r.users} users` +
-        `${r.heavy ? ` (one heavy user: ${r.heavy})` : ''}; heap ${r.tableSizeMB.table} MB, TOAST ${r.tableSizeMB.toast} MB, indexes ${r.tableSizeMB.indexes} MB (HNSW ${r.tableSizeMB.hnsw} MB); ` +
+        `${r.heavy ? ` (one heavy user: ${r.heavy})` : ''}; heap ${r.tableSizeMB.table} MB, TOAST ${r.tableSizeMB.toast} MB, indexes ${r.tableSizeMB.indexes} MB (HNSW ${r.tableSizeMB.hnsw} MB), postings ${r.tableSizeMB.postings} MB; ` +
         `insert ${r.load.insertSeconds.toFixed(1)} s (${r.load.insertRowsPerSecond}/s), HNSW build ${r.load.indexSeconds.toFixed(1)} s`,
     );
     const base = r.strategies.default;

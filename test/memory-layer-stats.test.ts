@@ -176,6 +176,34 @@ describe('memory layer stats', () => {
     expect(others).toHaveLength(1);
   });
 
+  it('postings survive nothing they should not: a TRUNCATE empties them, a rebuild restores them', async () => {
+    const { userId } = await userWithInstance();
+    const profile = { userId, instanceId: null };
+    const id = await put(profile, 'User restores antique harps', 6000);
+    await put(profile, 'User tunes harps on Sundays', 6001);
+    const total = await expectPostingsInStep();
+    // Drift, as a load around the triggers would leave it: one memory's postings lost, a stray one.
+    await t.services.prisma.$executeRaw`DELETE FROM memory_terms WHERE memory_id = ${id}::uuid`;
+    await t.services.prisma.$executeRaw`
+      INSERT INTO memory_terms (term, memory_id, tf, len) VALUES (42, gen_random_uuid(), 1, 1)`;
+    const [rebuilt] = await t.services.prisma.$queryRaw<{ n: number }[]>`
+      SELECT memory_terms_rebuild()::int AS n`;
+    expect(rebuilt?.n).toBe(total);
+    expect(await expectPostingsInStep()).toBe(total);
+    // TRUNCATE fires no delete trigger; its own trigger empties the postings. Rolled back.
+    const rollback = new Error('rollback');
+    await expect(
+      t.services.prisma.$transaction(async (tx) => {
+        await tx.$executeRawUnsafe('TRUNCATE memories CASCADE');
+        const [left] = await tx.$queryRaw<{ n: number }[]>`
+          SELECT count(*)::int AS n FROM memory_terms`;
+        expect(left?.n).toBe(0);
+        throw rollback;
+      }),
+    ).rejects.toBe(rollback);
+    expect(await expectPostingsInStep()).toBe(total);
+  });
+
   it('a layer from annMinRows on ranks through the index path like the exact path', async () => {
     const { userId } = await userWithInstance();
     const profile = { userId, instanceId: null };

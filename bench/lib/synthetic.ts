@@ -289,6 +289,8 @@ export async function loadSynthetic(
   const t2 = performance.now();
   // VACUUM as autovacuum would after a bulk load (visibility map, index clean-up), then statistics.
   await bench.query('VACUUM (ANALYZE) memories');
+  // The word postings (migration 20261206010000): their index-only scans need the visibility map.
+  await bench.query('VACUUM (ANALYZE) memory_terms');
   await bench.query('ANALYZE users');
   await bench.query('ANALYZE persona_instances');
   const analyzeSeconds = (performance.now() - t2) / 1000;

@@ -275,7 +275,8 @@ function names(prefix: string) {
  *   df = the layer's live memories holding the lexeme, as a search engine counts them; the
  *   filter does not narrow them, it only removes rows from the results, after the ranking
  *   (`rankedFilter`). The two agree whenever the filter keeps every live row holding a query
- *   word, as a turn's always does outside a re-embedding.
+ *   word: for a turn, unless some of the layer's memories are expired, not embedded yet, or
+ *   embedded by another model (during a re-embedding).
  *
  * - IDF: ln(1 + (N − df + 0.5) / (df + 0.5)), N = the layer's live memories
  *   (memory_layer_stats; at least the rows matched, which a history search may widen).
@@ -380,7 +381,8 @@ export async function searchLayerLexical(
 ): Promise<ScoredMemory[]> {
   if (query.k <= 0) return [];
   const where = searchable(scope, query.model, query);
-  // The index path's rows are filtered here (bm25Ctes), where each is read anyway.
+  // The index path ranks before filtering (bm25Ctes): this statement's WHERE filters, on the
+  // rows it reads anyway.
   const rows = await db.$queryRaw<(MemoryRow & { score: number })[]>`
     WITH query AS MATERIALIZED (${queryTerms(query.text)}),
     ${bm25Ctes('l', scope, where, wordPath('either', query), DEFAULT_FUSION.annMinRows)}
