@@ -303,12 +303,18 @@ function bm25Ctes(
     FROM ${candidates(where)}, query
     WHERE mine.search_tsv @@ query.tsq ${gate('<')}
   )`;
-  const exact = Prisma.sql`SELECT m.id, m.len, COALESCE(cardinality(p.positions), 1) AS tf, p.lexeme
+  // Postings (id, len, tf, df): df counts the lexeme's postings, by a window over all of them
+  // (exact) or over each lexeme's own index range (index: no sort of the postings by lexeme).
+  const exact = Prisma.sql`SELECT m.id, m.len, COALESCE(cardinality(p.positions), 1) AS tf,
+        count(*) OVER (PARTITION BY p.lexeme) AS df
       FROM ${t.matches} AS m CROSS JOIN LATERAL unnest(m.hits) AS p`;
   const layer = scope.instanceId ?? scope.userId;
-  const indexed = Prisma.sql`SELECT t.memory_id AS id, t.len, t.tf, q.lexeme
+  const indexed = Prisma.sql`SELECT t.id, t.len, t.tf, t.df
       FROM query CROSS JOIN LATERAL unnest(query.lexemes) AS q(lexeme)
-      JOIN memory_terms AS t ON t.term = memory_term_key(${layer}::uuid, q.lexeme)
+      CROSS JOIN LATERAL (
+        SELECT memory_id AS id, len, tf, count(*) OVER () AS df FROM memory_terms
+        WHERE term = memory_term_key(${layer}::uuid, q.lexeme)
+      ) AS t
       WHERE true ${gate('>=')}`;
   const postings =
     path === 'exact'
@@ -333,8 +339,7 @@ function bm25Ctes(
         / (tf + ${BM25_K1}::float8 * (1 - ${BM25_B}::float8 + ${BM25_B}::float8 * len / l.avgdl))
     ) AS score
     FROM (
-      SELECT id, len::float8 AS len, tf::float8 AS tf,
-        count(*) OVER (PARTITION BY lexeme)::float8 AS df
+      SELECT id, len::float8 AS len, tf::float8 AS tf, df::float8 AS df
       FROM (${postings}) AS postings
     ) AS postings, ${t.layer} AS l
     GROUP BY id
