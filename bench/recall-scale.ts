@@ -441,7 +441,7 @@ async function planFor(
 interface SizeResult {
   label: string;
   database: 'postgres' | 'pglite';
-  server: { version: string; pgvector: string };
+  server: { version: string; pgvector: string; sharedBuffers: string };
   storage: 'external' | 'plain';
   total: number;
   users: number;
@@ -800,7 +800,7 @@ async function main() {
   for (const r of runs) {
     out.push('');
     out.push(
-      `== ${r.label} — ${r.server.version}, pgvector ${r.server.pgvector}: ${r.total} memories, ${r.users} users` +
+      `== ${r.label} — ${r.server.version}, pgvector ${r.server.pgvector}, shared_buffers ${r.server.sharedBuffers}: ${r.total} memories, ${r.users} users` +
         `${r.heavy ? ` (one heavy user: ${r.heavy})` : ''}; heap ${r.tableSizeMB.table} MB, TOAST ${r.tableSizeMB.toast} MB, indexes ${r.tableSizeMB.indexes} MB (HNSW ${r.tableSizeMB.hnsw} MB), postings ${r.tableSizeMB.postings} MB; ` +
         `insert ${r.load.insertSeconds.toFixed(1)} s (${r.load.insertRowsPerSecond}/s), HNSW build ${r.load.indexSeconds.toFixed(1)} s`,
     );

@@ -82,7 +82,7 @@ export interface BenchDatabase {
   tap: SqlTap;
   /** Runs SQL with parameters on one connection/session (EXPLAIN, SET, bulk loads). */
   query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
-  server: { version: string; pgvector: string };
+  server: { version: string; pgvector: string; sharedBuffers: string };
   close(): Promise<void>;
 }
 
@@ -124,6 +124,10 @@ export async function openBenchDatabase(options: {
   const [e] = await query<{ extversion: string }>(
     "SELECT extversion FROM pg_extension WHERE extname = 'vector'",
   );
+  // Recall latency at scale depends on it: pages not in it come from the OS or the disk.
+  const [b] = await query<{ setting: string }>(
+    "SELECT current_setting('shared_buffers') AS setting",
+  );
   return {
     db,
     kind: db.kind,
@@ -132,6 +136,7 @@ export async function openBenchDatabase(options: {
     server: {
       version: (v?.version ?? 'unknown').split(' ').slice(0, 2).join(' '),
       pgvector: e?.extversion ?? 'missing',
+      sharedBuffers: b?.setting ?? 'unknown',
     },
     close: () => db.close(),
   };

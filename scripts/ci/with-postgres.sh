@@ -6,7 +6,9 @@
 # The command sees TEST_DATABASE_URL (database companion_test) and PG_ADMIN_URL (database
 # postgres, same superuser credentials, for creating per-test-file databases) and
 # PG_RESTART_SCRIPT (restarts the cluster on the same port: `"$PG_RESTART_SCRIPT" fast` or
-# `"$PG_RESTART_SCRIPT" immediate`, crash-like). The cluster
+# `"$PG_RESTART_SCRIPT" immediate`, crash-like). CI_PG_SHARED_BUFFERS sets the cluster's
+# shared_buffers (default 128MB, PostgreSQL's own; benches at 100k+ memories also run with a
+# production-like 1GB, BENCHMARKS.md §2). The cluster
 # and its temp dir are always removed afterwards; the script exits with the command's code.
 # Debian bookworm ships no pgvector package, so on first use (as root) it is built from
 # Debian trixie's *source* package; no trixie binary package is ever installed.
@@ -123,7 +125,7 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 max_connections = 200
-shared_buffers = 128MB
+shared_buffers = ${CI_PG_SHARED_BUFFERS:-128MB}
 EOF
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }  # something accepts => busy
